@@ -1,0 +1,368 @@
+//! The `AppStack` custom resource (`appstack.dev/v1alpha1`): types only, no logic, so that the
+//! CRD generator and the builders can share them without pulling in the controller.
+//!
+//! What one object can tell about itself is validated by the API server through the schema and
+//! the CEL rules below; `crate::validate` repeats the same checks for offline `render`.
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "appstack.dev";
+pub const VERSION: &str = "v1alpha1";
+
+/// Desired state of a three-tier web application: a Flask/Gunicorn API, a Postgres database on a
+/// persistent volume, and a React frontend.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "appstack.dev",
+    version = "v1alpha1",
+    kind = "AppStack",
+    plural = "appstacks",
+    shortname = "stack",
+    category = "all",
+    namespaced,
+    status = "AppStackStatus",
+    derive = "PartialEq",
+    doc = "AppStack describes a web application (Flask API, Postgres, React frontend) that the appstack-operator runs.",
+    scale(
+        spec_replicas_path = ".spec.api.replicas",
+        status_replicas_path = ".status.components.api.replicas"
+    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "API", type_ = "string", description = "API pods ready/desired", json_path = ".status.components.api.ready"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 54 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most 54 characters (child names such as <name>-frontend must be valid Service names)")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStackSpec {
+    /// The Flask/Gunicorn API tier.
+    pub api: ApiSpec,
+    /// The React frontend tier, served by a web server.
+    pub frontend: FrontendSpec,
+    /// The Postgres database. Every field has a default, so it may be omitted.
+    #[serde(default)]
+    pub database: DatabaseSpec,
+    /// Expose the stack through an Ingress: `apiPath` goes to the API, `/` to the frontend. No
+    /// Ingress is created when this is absent, and it is deleted when this is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<IngressSpec>,
+}
+
+/// The API tier: a container that serves HTTP (Flask on Gunicorn) and reads `DATABASE_URL`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSpec {
+    /// Container image of the API, e.g. `registry.example.com/books-api:1.4.2`.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Number of API pods. Ignored while `autoscaling` is set (the HorizontalPodAutoscaler owns
+    /// the count then). Also set by `kubectl scale appstack/<name> --replicas=N`.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// Port the API listens on.
+    #[serde(default = "default_api_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Command that starts the API, e.g. `[gunicorn, -b, 0.0.0.0:5000, manage:app]`. The image's
+    /// entrypoint is used when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Extra environment variables, added after the generated ones (`DATABASE_URL`, `DB_*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// HTTP path for the liveness and readiness probes.
+    #[serde(default = "default_api_health_path")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("healthPath must start with '/'"))]
+    pub health_path: String,
+    /// CPU and memory requests and limits. When absent: requests 100m CPU and 128Mi memory, limit
+    /// 512Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Scale the API with a HorizontalPodAutoscaler on CPU utilisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+    /// Type of the API Service.
+    #[serde(default)]
+    pub service_type: ServiceType,
+}
+
+/// The frontend tier: a web server that serves the built React app.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FrontendSpec {
+    /// Container image of the frontend, e.g. `registry.example.com/books-web:1.4.2`.
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Number of frontend pods. Ignored while `autoscaling` is set.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// Port the web server listens on.
+    #[serde(default = "default_frontend_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// HTTP path for the liveness and readiness probes.
+    #[serde(default = "default_frontend_health_path")]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("healthPath must start with '/'"))]
+    pub health_path: String,
+    /// CPU and memory requests and limits. When absent: requests 50m CPU and 64Mi memory, limit
+    /// 256Mi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Scale the frontend with a HorizontalPodAutoscaler on CPU utilisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<AutoscalingSpec>,
+    /// Type of the frontend Service.
+    #[serde(default)]
+    pub service_type: ServiceType,
+}
+
+/// HorizontalPodAutoscaler settings (autoscaling/v2, CPU utilisation).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"))]
+pub struct AutoscalingSpec {
+    /// Lowest number of pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+    /// Highest number of pods.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Average CPU utilisation (percent of the CPU request) to aim for.
+    #[serde(default = "default_cpu_target", rename = "targetCPUUtilizationPercentage")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+/// How a tier's Service is exposed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// The Postgres database.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseSpec {
+    /// Postgres image (the official image or one compatible with its environment variables).
+    #[serde(default = "default_postgres_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+    /// Name of the database. Defaults to the stack's name. Cannot change once set: Postgres
+    /// creates it only when it initialises the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("database.name cannot be changed: the database already exists on the volume"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub name: Option<String>,
+    /// Database user. Defaults to the stack's name. Cannot change once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("database.user cannot be changed: the role already exists on the volume"))]
+    #[schemars(length(min = 1, max = 63))]
+    pub user: Option<String>,
+    /// The volume that holds the data.
+    #[serde(default)]
+    pub storage: StorageSpec,
+    /// Name of an existing Secret with keys `username` and `password` (and optionally
+    /// `DATABASE_URL`) to use instead of generating credentials. The operator never writes to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub existing_secret: Option<String>,
+    /// Keep the data volume claim and the generated credentials Secret when the stack is
+    /// deleted, so that a stack re-created with the same name finds its data and password again.
+    /// When false, both are deleted with the stack.
+    #[serde(default = "default_true")]
+    pub retain_on_delete: bool,
+    /// CPU and memory requests and limits. When absent: requests 250m CPU and 256Mi memory, limit
+    /// 1Gi memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// The database volume.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("storage.storageClassName cannot be changed after the volume claim is created").field_path(".storageClassName"))]
+pub struct StorageSpec {
+    /// Size of the volume claim, e.g. `1Gi`. May grow (when the StorageClass allows expansion),
+    /// never shrink.
+    #[serde(default = "default_storage_size")]
+    #[x_kube(validation = Rule::new("isQuantity(self)").message("storage.size must be a quantity such as 1Gi or 500Mi"))]
+    #[x_kube(validation = Rule::new("!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0").message("storage.size may grow but never shrink"))]
+    pub size: String,
+    /// StorageClass of the claim; the cluster's default class when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+/// The Ingress in front of the stack.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressSpec {
+    /// Host name, e.g. `books.example.com` (a wildcard `*.example.com` is allowed).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub host: String,
+    /// IngressClass to use; the cluster's default class when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
+    /// Path prefix routed to the API; everything else goes to the frontend.
+    #[serde(default = "default_api_path")]
+    #[x_kube(validation = Rule::new("self.startsWith('/') && self != '/'").message("apiPath must start with '/' and must not be '/' (that path serves the frontend)"))]
+    pub api_path: String,
+    /// Serve HTTPS with the certificate in this Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<IngressTlsSpec>,
+}
+
+/// TLS settings of the Ingress.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngressTlsSpec {
+    /// Name of a `kubernetes.io/tls` Secret in the stack's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// Observed state of the stack, written by the operator.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStackStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// One-word summary: Pending, Progressing, Ready, Degraded, Failed or Deleting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Where the application is reachable: the Ingress URL, or the frontend Service's in-cluster
+    /// URL when there is no Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Ready, Reconciling and Stalled (kstatus), plus DatabaseReady, ApiReady and FrontendReady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Per-component detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<ComponentsStatus>,
+}
+
+/// The summary phase of a stack.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Progressing,
+    Ready,
+    Degraded,
+    Failed,
+    Deleting,
+}
+
+/// Status of each tier.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentsStatus {
+    pub api: WorkloadStatus,
+    pub frontend: WorkloadStatus,
+    pub database: DatabaseStatus,
+}
+
+/// Status of the API or frontend Deployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadStatus {
+    /// Pods the Deployment wants.
+    pub replicas: i32,
+    /// Pods that pass their readiness probe.
+    pub ready_replicas: i32,
+    /// Pods that run the current template.
+    pub updated_replicas: i32,
+    /// Ready pods over desired pods, as `kubectl get` shows it (e.g. `2/2`).
+    pub ready: String,
+    /// The image the Deployment runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// Status of the database.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseStatus {
+    /// The Postgres pod is ready and its volume claim is bound.
+    pub ready: bool,
+    /// Secret that holds the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Volume claim that holds the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_claim: Option<String>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+fn default_api_port() -> i32 {
+    5000
+}
+fn default_frontend_port() -> i32 {
+    8080
+}
+fn default_api_health_path() -> String {
+    "/health".into()
+}
+fn default_frontend_health_path() -> String {
+    "/".into()
+}
+fn default_cpu_target() -> i32 {
+    80
+}
+fn default_postgres_image() -> String {
+    "postgres:17".into()
+}
+fn default_storage_size() -> String {
+    "1Gi".into()
+}
+fn default_api_path() -> String {
+    "/api".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for DatabaseSpec {
+    fn default() -> Self {
+        Self {
+            image: default_postgres_image(),
+            name: None,
+            user: None,
+            storage: StorageSpec::default(),
+            existing_secret: None,
+            retain_on_delete: true,
+            resources: None,
+        }
+    }
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        Self {
+            size: default_storage_size(),
+            storage_class_name: None,
+        }
+    }
+}

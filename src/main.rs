@@ -1,0 +1,4 @@
+use kube::CustomResourceExt;
+fn main() {
+    print!("{}", serde_saphyr::to_string(&appstack_operator::crd::AppStack::crd()).unwrap());
+}

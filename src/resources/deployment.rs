@@ -1,0 +1,393 @@
+//! The Deployments `<stack>-db` (Postgres), `<stack>-api` and `<stack>-frontend`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SecretKeySelector, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
+
+use super::secret::{Credentials, KEY_DATABASE_URL, KEY_PASSWORD, KEY_USERNAME, POSTGRES_PORT};
+use super::service::port_name;
+use super::{
+    Ownership, labels, object_meta, restricted_container_security, restricted_pod_security,
+    selector_labels,
+};
+use crate::validate::{Component, ValidStack, WebTier};
+
+/// Pod-template annotation with the digest of the credentials the pods read.
+pub const CREDENTIALS_HASH_ANNOTATION: &str = "appstack.dev/credentials-hash";
+/// UID and GID of the `postgres` user in the official Postgres images.
+const POSTGRES_UID: i64 = 999;
+const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+/// A subdirectory of the mount: Postgres wants to own and `chmod 0700` its data directory, which
+/// it cannot do to the root of a volume owned by root.
+const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+
+/// The Deployment of `component`.
+pub fn deployment(stack: &ValidStack, component: Component, credentials: &Credentials) -> Deployment {
+    match stack.tier(component) {
+        Some(tier) => web_deployment(stack, tier, credentials),
+        None => database_deployment(stack, credentials),
+    }
+}
+
+fn database_deployment(stack: &ValidStack, credentials: &Credentials) -> Deployment {
+    let db = &stack.database;
+    let ready_check = format!(
+        "exec pg_isready --host 127.0.0.1 --port {POSTGRES_PORT} --username \"$POSTGRES_USER\" --dbname \"$POSTGRES_DB\""
+    );
+    let probe = |period: i32, failures: i32| Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), "-c".into(), ready_check.clone()]),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    let container = Container {
+        name: "postgres".into(),
+        image: Some(db.image.clone()),
+        env: Some(vec![
+            secret_env("POSTGRES_USER", credentials, KEY_USERNAME),
+            secret_env("POSTGRES_PASSWORD", credentials, KEY_PASSWORD),
+            literal_env("POSTGRES_DB", &db.name),
+            literal_env("PGDATA", PGDATA),
+        ]),
+        ports: Some(vec![container_port(Component::Database, POSTGRES_PORT)]),
+        // initdb on a fresh volume can take a while; the startup probe covers it so liveness
+        // can stay strict afterwards.
+        startup_probe: Some(probe(5, 60)),
+        readiness_probe: Some(probe(5, 3)),
+        liveness_probe: Some(probe(10, 6)),
+        resources: Some(
+            db.resources
+                .clone()
+                .unwrap_or_else(|| default_resources("250m", "256Mi", "1Gi")),
+        ),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_MOUNT.into(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        security_context: Some(restricted_pod_security(Some(POSTGRES_UID))),
+        volumes: Some(vec![Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: stack.claim_name(),
+                read_only: None,
+            }),
+            ..Volume::default()
+        }]),
+        ..isolated_pod_spec()
+    };
+    // One pod on a ReadWriteOnce volume: the old pod must be gone before the new one starts.
+    let strategy = DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        rolling_update: None,
+    };
+    assemble(stack, Component::Database, Some(1), strategy, pod, Some(credentials))
+}
+
+fn web_deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials) -> Deployment {
+    let http_probe = |period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(tier.health_path.clone()),
+            port: IntOrString::String(port_name(tier.component).into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(3),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    let (generated_env, default_resources) = match tier.component {
+        Component::Api => (
+            database_env(stack, credentials),
+            default_resources("100m", "128Mi", "512Mi"),
+        ),
+        _ => (Vec::new(), default_resources("50m", "64Mi", "256Mi")),
+    };
+    let env: Vec<EnvVar> = generated_env.into_iter().chain(tier.env.iter().cloned()).collect();
+    let container = Container {
+        name: tier.component.label().into(),
+        image: Some(tier.image.clone()),
+        command: tier.command.clone(),
+        env: (!env.is_empty()).then_some(env),
+        ports: Some(vec![container_port(tier.component, tier.port)]),
+        readiness_probe: Some(http_probe(5, 3)),
+        liveness_probe: Some(Probe {
+            initial_delay_seconds: Some(10),
+            ..http_probe(10, 3)
+        }),
+        resources: Some(tier.resources.clone().unwrap_or(default_resources)),
+        security_context: Some(restricted_container_security()),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        security_context: Some(restricted_pod_security(None)),
+        ..isolated_pod_spec()
+    };
+    // Zero downtime: a new pod must be ready before an old one goes, so a bad image never
+    // takes the running version down.
+    let strategy = DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_unavailable: Some(IntOrString::Int(0)),
+            max_surge: Some(IntOrString::Int(1)),
+        }),
+    };
+    // The HorizontalPodAutoscaler owns `replicas` when there is one; writing it here would
+    // make the operator and the autoscaler fight.
+    let replicas = tier.autoscaling.is_none().then_some(tier.replicas);
+    let reads_credentials = (tier.component == Component::Api).then_some(credentials);
+    assemble(stack, tier.component, replicas, strategy, pod, reads_credentials)
+}
+
+fn assemble(
+    stack: &ValidStack,
+    component: Component,
+    replicas: Option<i32>,
+    strategy: DeploymentStrategy,
+    pod: PodSpec,
+    reads_credentials: Option<&Credentials>,
+) -> Deployment {
+    let annotations = reads_credentials.map(|c| {
+        BTreeMap::from([(CREDENTIALS_HASH_ANNOTATION.to_owned(), c.hash.clone())])
+    });
+    Deployment {
+        metadata: object_meta(stack, stack.child_name(component), component, Ownership::Owned),
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(stack, component)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(strategy),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(stack, component)),
+                    annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// Pods that need no Kubernetes API access and no Service environment variables.
+fn isolated_pod_spec() -> PodSpec {
+    PodSpec {
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        ..PodSpec::default()
+    }
+}
+
+/// `DB_*` variables and `DATABASE_URL` for the API.
+fn database_env(stack: &ValidStack, credentials: &Credentials) -> Vec<EnvVar> {
+    let url = if credentials.has_database_url {
+        secret_env("DATABASE_URL", credentials, KEY_DATABASE_URL)
+    } else {
+        // Kubernetes expands $(VAR) from variables defined earlier in the list.
+        literal_env(
+            "DATABASE_URL",
+            "postgresql+psycopg://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):$(DB_PORT)/$(DB_NAME)",
+        )
+    };
+    vec![
+        literal_env("DB_HOST", &stack.database_host()),
+        literal_env("DB_PORT", &POSTGRES_PORT.to_string()),
+        literal_env("DB_NAME", &stack.database.name),
+        secret_env("DB_USER", credentials, KEY_USERNAME),
+        secret_env("DB_PASSWORD", credentials, KEY_PASSWORD),
+        url,
+    ]
+}
+
+fn literal_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn secret_env(name: &str, credentials: &Credentials, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: credentials.secret_name.clone(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn container_port(component: Component, port: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(port_name(component).into()),
+        container_port: port,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    }
+}
+
+fn default_resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+    let quantities = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+            .collect()
+    };
+    ResourceRequirements {
+        requests: Some(quantities(&[("cpu", cpu), ("memory", memory)])),
+        limits: Some(quantities(&[("memory", memory_limit)])),
+        ..ResourceRequirements::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::valid_stack;
+
+    fn creds(has_database_url: bool) -> Credentials {
+        Credentials {
+            secret_name: "books-db-credentials".into(),
+            has_database_url,
+            hash: "abc123".into(),
+        }
+    }
+
+    fn pod(deployment: &Deployment) -> &PodSpec {
+        deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    fn env<'a>(container: &'a Container, name: &str) -> &'a EnvVar {
+        container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no env {name}"))
+    }
+
+    #[test]
+    fn api_reads_database_url_from_the_secret_and_user_env_comes_last() {
+        let stack = valid_stack("api: {image: api, env: [{name: FLASK_ENV, value: production}]}");
+        let api = deployment(&stack, Component::Api, &creds(true));
+        let container = &pod(&api).containers[0];
+        let url = env(container, "DATABASE_URL").value_from.as_ref().unwrap();
+        let key_ref = url.secret_key_ref.as_ref().unwrap();
+        assert_eq!((key_ref.name.as_str(), key_ref.key.as_str()), ("books-db-credentials", "DATABASE_URL"));
+        assert_eq!(container.env.as_ref().unwrap().last().unwrap().name, "FLASK_ENV");
+        let annotations = api.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref();
+        assert_eq!(annotations.unwrap()[CREDENTIALS_HASH_ANNOTATION], "abc123");
+    }
+
+    #[test]
+    fn api_composes_database_url_when_an_existing_secret_lacks_one() {
+        let stack = valid_stack("database: {existingSecret: vault-db}");
+        let credentials = Credentials { secret_name: "vault-db".into(), ..creds(false) };
+        let api = deployment(&stack, Component::Api, &credentials);
+        let container = &pod(&api).containers[0];
+        assert_eq!(
+            env(container, "DATABASE_URL").value.as_deref(),
+            Some("postgresql+psycopg://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):$(DB_PORT)/$(DB_NAME)")
+        );
+        let user = env(container, "DB_USER").value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!(user.name, "vault-db");
+    }
+
+    #[test]
+    fn web_tiers_probe_health_path_and_roll_without_downtime() {
+        let stack = valid_stack("frontend: {image: web, healthPath: /ready, port: 3000}");
+        let frontend = deployment(&stack, Component::Frontend, &creds(true));
+        let spec = frontend.spec.as_ref().unwrap();
+        let rolling = spec.strategy.as_ref().unwrap().rolling_update.as_ref().unwrap();
+        assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
+        let container = &pod(&frontend).containers[0];
+        let probe = container.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(probe.path.as_deref(), Some("/ready"));
+        assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 3000);
+        assert!(container.liveness_probe.as_ref().unwrap().http_get.is_some());
+        assert_eq!(container.env, None, "the frontend reads no credentials");
+        assert_eq!(spec.template.metadata.as_ref().unwrap().annotations, None);
+        assert_eq!(spec.replicas, Some(1));
+    }
+
+    #[test]
+    fn replicas_are_left_to_the_autoscaler() {
+        let stack = valid_stack("api: {image: api, replicas: 3, autoscaling: {minReplicas: 2, maxReplicas: 5}}");
+        let api = deployment(&stack, Component::Api, &creds(true));
+        assert_eq!(api.spec.unwrap().replicas, None);
+        let fixed = deployment(&valid_stack("api: {image: api, replicas: 3}"), Component::Api, &creds(true));
+        assert_eq!(fixed.spec.unwrap().replicas, Some(3));
+    }
+
+    #[test]
+    fn postgres_recreates_on_its_claim_with_pg_isready() {
+        let stack = valid_stack("");
+        let db = deployment(&stack, Component::Database, &creds(true));
+        let spec = db.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        let pod = pod(&db);
+        let claim = pod.volumes.as_ref().unwrap()[0].persistent_volume_claim.as_ref().unwrap();
+        assert_eq!(claim.claim_name, "books-db-data");
+        let container = &pod.containers[0];
+        assert_eq!(env(container, "PGDATA").value.as_deref(), Some(PGDATA));
+        assert_eq!(env(container, "POSTGRES_DB").value.as_deref(), Some("books"));
+        let password = env(container, "POSTGRES_PASSWORD").value_from.as_ref().unwrap();
+        assert_eq!(password.secret_key_ref.as_ref().unwrap().key, "password");
+        let check = container.readiness_probe.as_ref().unwrap().exec.as_ref().unwrap();
+        assert!(check.command.as_ref().unwrap()[2].contains("pg_isready"));
+        assert_eq!(container.volume_mounts.as_ref().unwrap()[0].mount_path, DATA_MOUNT);
+    }
+
+    #[test]
+    fn every_pod_meets_the_restricted_standard() {
+        let stack = valid_stack("");
+        for component in Component::ALL {
+            let d = deployment(&stack, component, &creds(true));
+            let pod = pod(&d);
+            let pod_security = pod.security_context.as_ref().unwrap();
+            assert_eq!(pod_security.run_as_non_root, Some(true), "{component:?}");
+            assert_eq!(pod_security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!(pod.automount_service_account_token, Some(false));
+            for container in &pod.containers {
+                let security = container.security_context.as_ref().unwrap();
+                assert_eq!(security.allow_privilege_escalation, Some(false));
+                assert_eq!(security.capabilities.as_ref().unwrap().drop.as_ref().unwrap(), &["ALL"]);
+                assert!(container.resources.as_ref().unwrap().requests.is_some());
+            }
+            let selector = d.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
+            let template_labels = d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
+            assert!(selector.iter().all(|(k, v)| template_labels.get(k) == Some(v)));
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! `validate(&AppStack) -> ValidStack`: resolves defaults and checks what the builders rely on.
+//!
+//! The API server already enforces the same rules through the CRD schema and CEL, so in a cluster
+//! this only fails for objects that predate the schema; it is what `render` relies on offline.
+
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{AppStack, AutoscalingSpec, IngressSpec, ServiceType};
+use crate::quantity;
+
+/// Longest stack name whose children (`<name>-frontend`) are still valid Service names.
+pub const MAX_NAME_LENGTH: usize = 54;
+
+/// One of the three tiers of a stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Component {
+    Api,
+    Frontend,
+    Database,
+}
+
+impl Component {
+    pub const ALL: [Component; 3] = [Component::Database, Component::Api, Component::Frontend];
+
+    /// Value of the `app.kubernetes.io/component` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Component::Api => "api",
+            Component::Frontend => "frontend",
+            Component::Database => "database",
+        }
+    }
+
+    /// Suffix of the child objects' names (`<stack>-api`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Component::Api => "api",
+            Component::Frontend => "frontend",
+            Component::Database => "db",
+        }
+    }
+}
+
+/// An HTTP tier (API or frontend) with every default resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebTier {
+    pub component: Component,
+    pub image: String,
+    pub replicas: i32,
+    pub port: i32,
+    pub command: Option<Vec<String>>,
+    pub env: Vec<EnvVar>,
+    pub health_path: String,
+    pub resources: Option<ResourceRequirements>,
+    pub autoscaling: Option<AutoscalingSpec>,
+    pub service_type: ServiceType,
+}
+
+impl WebTier {
+    /// The fewest pods this tier runs: what a PodDisruptionBudget can count on.
+    pub fn min_pods(&self) -> i32 {
+        self.autoscaling
+            .as_ref()
+            .map_or(self.replicas, |a| a.min_replicas)
+    }
+}
+
+/// The database with every default resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Database {
+    pub image: String,
+    pub name: String,
+    pub user: String,
+    pub storage_size: String,
+    pub storage_class_name: Option<String>,
+    pub existing_secret: Option<String>,
+    pub retain_on_delete: bool,
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// A stack that passed validation: what every builder takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidStack {
+    pub name: String,
+    pub namespace: String,
+    /// Controller reference to the AppStack; `None` offline (no UID before the API server).
+    pub owner: Option<OwnerReference>,
+    pub api: WebTier,
+    pub frontend: WebTier,
+    pub database: Database,
+    pub ingress: Option<IngressSpec>,
+}
+
+impl ValidStack {
+    /// Name of the child object of `component` (`books-api`, `books-db`, …).
+    pub fn child_name(&self, component: Component) -> String {
+        format!("{}-{}", self.name, component.suffix())
+    }
+
+    /// The Secret the operator generates (whether or not `existingSecret` replaces it).
+    pub fn generated_secret_name(&self) -> String {
+        format!("{}-db-credentials", self.name)
+    }
+
+    /// The Secret the workloads read their credentials from.
+    pub fn credentials_secret_name(&self) -> String {
+        self.database
+            .existing_secret
+            .clone()
+            .unwrap_or_else(|| self.generated_secret_name())
+    }
+
+    pub fn claim_name(&self) -> String {
+        format!("{}-db-data", self.name)
+    }
+
+    pub fn ingress_name(&self) -> String {
+        self.name.clone()
+    }
+
+    pub fn tier(&self, component: Component) -> Option<&WebTier> {
+        match component {
+            Component::Api => Some(&self.api),
+            Component::Frontend => Some(&self.frontend),
+            Component::Database => None,
+        }
+    }
+
+    /// In-cluster DNS name of the database Service.
+    pub fn database_host(&self) -> String {
+        format!("{}.{}.svc", self.child_name(Component::Database), self.namespace)
+    }
+
+    /// Where users reach the application.
+    pub fn url(&self) -> String {
+        match &self.ingress {
+            Some(ingress) => {
+                let scheme = if ingress.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", ingress.host)
+            }
+            None => format!(
+                "http://{}.{}.svc:{}",
+                self.child_name(Component::Frontend),
+                self.namespace,
+                self.frontend.port
+            ),
+        }
+    }
+}
+
+/// One problem with a spec, naming the field as `kubectl` users write it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Everything wrong with a spec, not only the first problem.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct SpecError(pub Vec<FieldError>);
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let problems: Vec<String> = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        write!(f, "{}", problems.join("; "))
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) {
+        if !ok {
+            self.0.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            });
+        }
+    }
+}
+
+/// Check a stack and resolve its defaults, or say every field that is wrong.
+pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
+    let mut problems = Problems::default();
+    let name = stack.name_any();
+    problems.check(
+        is_dns_label(&name) && name.len() <= MAX_NAME_LENGTH && name.starts_with(|c: char| c.is_ascii_lowercase()),
+        "metadata.name",
+        format!("{name:?} must start with a letter, contain only lowercase letters, digits and '-', and be at most {MAX_NAME_LENGTH} characters"),
+    );
+    let spec = &stack.spec;
+
+    let api = WebTier {
+        component: Component::Api,
+        image: spec.api.image.clone(),
+        replicas: spec.api.replicas,
+        port: spec.api.port,
+        command: spec.api.command.clone(),
+        env: spec.api.env.clone(),
+        health_path: spec.api.health_path.clone(),
+        resources: spec.api.resources.clone(),
+        autoscaling: spec.api.autoscaling.clone(),
+        service_type: spec.api.service_type,
+    };
+    let frontend = WebTier {
+        component: Component::Frontend,
+        image: spec.frontend.image.clone(),
+        replicas: spec.frontend.replicas,
+        port: spec.frontend.port,
+        command: None,
+        env: spec.frontend.env.clone(),
+        health_path: spec.frontend.health_path.clone(),
+        resources: spec.frontend.resources.clone(),
+        autoscaling: spec.frontend.autoscaling.clone(),
+        service_type: spec.frontend.service_type,
+    };
+    for (prefix, tier) in [("spec.api", &api), ("spec.frontend", &frontend)] {
+        check_tier(&mut problems, prefix, tier);
+    }
+
+    let db = &spec.database;
+    problems.check(!db.image.trim().is_empty(), "spec.database.image", "must not be empty");
+    for (field, value) in [("spec.database.name", &db.name), ("spec.database.user", &db.user)] {
+        if let Some(value) = value {
+            problems.check(
+                !value.is_empty() && value.len() <= 63,
+                field,
+                "must be 1 to 63 characters",
+            );
+        }
+    }
+    match quantity::parse_nanos(&db.storage.size) {
+        Some(amount) => problems.check(amount > 0, "spec.database.storage.size", "must be more than zero"),
+        None => problems.check(
+            false,
+            "spec.database.storage.size",
+            format!("{:?} is not a quantity such as 1Gi or 500Mi", db.storage.size),
+        ),
+    }
+    if let Some(secret) = &db.existing_secret {
+        problems.check(is_dns_subdomain(secret), "spec.database.existingSecret", format!("{secret:?} is not a valid Secret name"));
+    }
+
+    if let Some(ingress) = &spec.ingress {
+        let host = ingress.host.strip_prefix("*.").unwrap_or(&ingress.host);
+        problems.check(
+            is_dns_subdomain(host),
+            "spec.ingress.host",
+            format!("{:?} is not a valid host name (lowercase letters, digits, '-' and '.')", ingress.host),
+        );
+        problems.check(
+            ingress.api_path.starts_with('/') && ingress.api_path != "/",
+            "spec.ingress.apiPath",
+            "must start with '/' and must not be '/' (that path serves the frontend)",
+        );
+        if let Some(tls) = &ingress.tls {
+            problems.check(is_dns_subdomain(&tls.secret_name), "spec.ingress.tls.secretName", "is not a valid Secret name");
+        }
+    }
+
+    if !problems.0.is_empty() {
+        return Err(SpecError(problems.0));
+    }
+    Ok(ValidStack {
+        namespace: stack.namespace().unwrap_or_else(|| "default".into()),
+        owner: stack.controller_owner_ref(&()),
+        api,
+        frontend,
+        database: Database {
+            image: db.image.clone(),
+            name: db.name.clone().unwrap_or_else(|| name.clone()),
+            user: db.user.clone().unwrap_or_else(|| name.clone()),
+            storage_size: db.storage.size.clone(),
+            storage_class_name: db.storage.storage_class_name.clone(),
+            existing_secret: db.existing_secret.clone(),
+            retain_on_delete: db.retain_on_delete,
+            resources: db.resources.clone(),
+        },
+        ingress: spec.ingress.clone(),
+        name,
+    })
+}
+
+fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
+    problems.check(!tier.image.trim().is_empty(), &format!("{prefix}.image"), "must not be empty");
+    problems.check(tier.replicas >= 0, &format!("{prefix}.replicas"), format!("must not be negative (got {})", tier.replicas));
+    problems.check(
+        (1..=65535).contains(&tier.port),
+        &format!("{prefix}.port"),
+        format!("must be between 1 and 65535 (got {})", tier.port),
+    );
+    problems.check(tier.health_path.starts_with('/'), &format!("{prefix}.healthPath"), "must start with '/'");
+    if let Some(scaling) = &tier.autoscaling {
+        let field = format!("{prefix}.autoscaling");
+        problems.check(scaling.min_replicas >= 1, &format!("{field}.minReplicas"), "must be at least 1");
+        problems.check(
+            scaling.min_replicas <= scaling.max_replicas,
+            &format!("{field}.minReplicas"),
+            format!(
+                "minReplicas ({}) must be less than or equal to maxReplicas ({})",
+                scaling.min_replicas, scaling.max_replicas
+            ),
+        );
+        problems.check(
+            (1..=100).contains(&scaling.target_cpu_utilization_percentage),
+            &format!("{field}.targetCPUUtilizationPercentage"),
+            "must be between 1 and 100",
+        );
+    }
+}
+
+/// RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric, ≤ 63.
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+/// RFC 1123 subdomain: dot-separated labels, ≤ 253.
+fn is_dns_subdomain(text: &str) -> bool {
+    text.len() <= 253 && text.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_fixtures::stack_from_yaml;
+
+    fn errors(yaml: &str) -> Vec<FieldError> {
+        validate(&stack_from_yaml(yaml)).expect_err("spec should be invalid").0
+    }
+
+    #[test]
+    fn resolves_defaults() {
+        let stack = validate(&stack_from_yaml("")).unwrap();
+        assert_eq!(stack.database.name, "books");
+        assert_eq!(stack.database.user, "books");
+        assert_eq!(stack.database.image, "postgres:17");
+        assert_eq!(stack.database.storage_size, "1Gi");
+        assert!(stack.database.retain_on_delete);
+        assert_eq!(stack.api.port, 5000);
+        assert_eq!(stack.frontend.port, 8080);
+        assert_eq!(stack.api.health_path, "/health");
+        assert_eq!(stack.url(), "http://books-frontend.shop.svc:8080");
+        assert_eq!(stack.credentials_secret_name(), "books-db-credentials");
+    }
+
+    #[test]
+    fn names_every_bad_field() {
+        let found = errors(
+            r#"
+api: {image: "", replicas: -1, port: 70000, autoscaling: {minReplicas: 5, maxReplicas: 2}}
+frontend: {image: web, healthPath: "health"}
+database: {storage: {size: lots}}
+ingress: {host: "Bad_Host", apiPath: "api"}
+"#,
+        );
+        let fields: Vec<&str> = found.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.api.image",
+                "spec.api.replicas",
+                "spec.api.port",
+                "spec.api.autoscaling.minReplicas",
+                "spec.frontend.healthPath",
+                "spec.database.storage.size",
+                "spec.ingress.host",
+                "spec.ingress.apiPath",
+            ]
+        );
+        let min_max = &found[3];
+        assert!(min_max.message.contains("minReplicas (5)") && min_max.message.contains("maxReplicas (2)"));
+    }
+
+    #[test]
+    fn rejects_names_too_long_for_child_services() {
+        let mut stack = stack_from_yaml("");
+        stack.metadata.name = Some("a".repeat(MAX_NAME_LENGTH + 1));
+        let problems = validate(&stack).unwrap_err();
+        assert_eq!(problems.0[0].field, "metadata.name");
+        stack.metadata.name = Some("1books".into());
+        assert!(validate(&stack).is_err(), "Service names must start with a letter");
+    }
+
+    #[test]
+    fn accepts_wildcard_hosts_and_https() {
+        let stack = validate(&stack_from_yaml(
+            "ingress: {host: '*.example.com', tls: {secretName: books-tls}}",
+        ))
+        .unwrap();
+        assert_eq!(stack.url(), "https://*.example.com");
+    }
+
+    #[test]
+    fn error_message_lists_field_and_reason() {
+        let text = validate(&stack_from_yaml("api: {image: api, port: 0}")).unwrap_err().to_string();
+        assert_eq!(text, "spec.api.port: must be between 1 and 65535 (got 0)");
+    }
+}

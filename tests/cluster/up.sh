@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# Starts a throw-away Kubernetes control plane for integration tests, on
+# loopback only: etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+# and KWOK simulating three nodes. State lives in ${APPSTACK_CLUSTER_DIR:-
+# <repo>/target/cluster}: kubeconfig, env, pids, logs/, pki/, etcd/ (wiped on
+# every start). A cluster previously started from the same dir is stopped first.
+#
+# Env: APPSTACK_CLUSTER_PORT (default 16443; ports PORT..PORT+4 are used),
+#      APPSTACK_CLUSTER_DIR, APPSTACK_CLUSTER_CACHE (see build.sh),
+#      APPSTACK_CLUSTER_PVS (size of the PersistentVolume pool, default 40),
+#      APPSTACK_CLUSTER_TIMEOUT (seconds to wait per component, default 120).
+set -euo pipefail
+
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PORT="${APPSTACK_CLUSTER_PORT:-16443}"
+ETCD_PORT=$((PORT + 1))
+ETCD_PEER_PORT=$((PORT + 2))
+KCM_PORT=$((PORT + 3))
+SCHED_PORT=$((PORT + 4))
+PV_COUNT="${APPSTACK_CLUSTER_PVS:-40}"
+TIMEOUT="${APPSTACK_CLUSTER_TIMEOUT:-120}"
+SERVICE_CIDR=10.96.0.0/16
+SERVICE_IP=10.96.0.1 # first IP of SERVICE_CIDR: the `kubernetes` Service
+
+start_time=${SECONDS}
+"${CLUSTER_SRC}/build.sh" >/dev/null
+"${CLUSTER_SRC}/down.sh"
+
+PKI="${CLUSTER_DIR}/pki"
+LOGS="${CLUSTER_DIR}/logs"
+KUBECONFIG_FILE="${CLUSTER_DIR}/kubeconfig"
+rm -rf "${CLUSTER_DIR}/etcd" "${PKI}" "${LOGS}" "${CLUSTER_DIR}/pv"
+mkdir -p "${PKI}" "${LOGS}" "${CLUSTER_DIR}/pv"
+: >"${PIDS_FILE}"
+
+# If anything fails from here on: show the relevant log, stop what was started.
+current_log=""
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    if [[ -n "${current_log}" && -f "${current_log}" ]]; then
+      log "last lines of ${current_log}:"
+      tail -n 40 "${current_log}" >&2
+    fi
+    log "cluster did not come up (exit ${rc}); stopping what was started"
+    "${CLUSTER_SRC}/down.sh" || true
+  fi
+}
+trap on_exit EXIT
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "${PORT}" "${ETCD_PORT}" "${ETCD_PEER_PORT}" "${KCM_PORT}" "${SCHED_PORT}"; do
+  if port_in_use "${p}"; then
+    log "port ${p} on 127.0.0.1 is already in use (another cluster? set APPSTACK_CLUSTER_PORT)"
+    exit 1
+  fi
+done
+
+# ---------------------------------------------------------------- certificates
+command -v openssl >/dev/null || { log "openssl is required"; exit 1; }
+
+# new_cert <name> <CN> <O or ""> <extensions>: key + cert signed by the CA.
+new_cert() {
+  local name="$1" cn="$2" org="$3" ext="$4" subj="/CN=$2"
+  [[ -z "${org}" ]] || subj="/O=${org}/CN=${cn}"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+    -out "${PKI}/${name}.key" 2>/dev/null
+  openssl req -new -key "${PKI}/${name}.key" -subj "${subj}" -out "${PKI}/${name}.csr"
+  openssl x509 -req -in "${PKI}/${name}.csr" -CA "${PKI}/ca.crt" -CAkey "${PKI}/ca.key" \
+    -CAcreateserial -days 365 -sha256 -out "${PKI}/${name}.crt" \
+    -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "${ext}") 2>/dev/null
+  rm -f "${PKI}/${name}.csr"
+}
+
+gen_pki() {
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "${PKI}/ca.key" 2>/dev/null
+  openssl req -x509 -new -key "${PKI}/ca.key" -subj "/CN=appstack-test-ca" -days 365 \
+    -sha256 -out "${PKI}/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign"
+  local client="extendedKeyUsage=clientAuth"
+  new_cert apiserver kube-apiserver "" "extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  # system:masters bypasses RBAC; the other identities get their permissions
+  # from the bootstrap RBAC policy, exactly as in a kubeadm cluster.
+  new_cert admin kubernetes-admin system:masters "${client}"
+  new_cert controller-manager system:kube-controller-manager "" "${client}"
+  new_cert scheduler system:kube-scheduler "" "${client}"
+  # ServiceAccount token signing key pair.
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "${PKI}/sa.key" 2>/dev/null
+  openssl pkey -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub"
+  chmod 600 "${PKI}"/*.key
+}
+
+# write_kubeconfig <file> <cert name>: self-contained (certs embedded).
+write_kubeconfig() {
+  local b64=(base64 -w0)
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: appstack
+  cluster:
+    server: https://127.0.0.1:${PORT}
+    certificate-authority-data: $("${b64[@]}" <"${PKI}/ca.crt")
+users:
+- name: $2
+  user:
+    client-certificate-data: $("${b64[@]}" <"${PKI}/$2.crt")
+    client-key-data: $("${b64[@]}" <"${PKI}/$2.key")
+contexts:
+- name: appstack
+  context:
+    cluster: appstack
+    user: $2
+current-context: appstack
+EOF
+  chmod 600 "$1"
+}
+
+log "generating certificates in ${PKI}"
+gen_pki
+write_kubeconfig "${KUBECONFIG_FILE}" admin
+write_kubeconfig "${PKI}/controller-manager.kubeconfig" controller-manager
+write_kubeconfig "${PKI}/scheduler.kubeconfig" scheduler
+
+# ------------------------------------------------------------------- processes
+# start <name> <args...>: runs ${BIN_DIR}/<name> in the background, logging to
+# logs/<name>.log, and records "<name> <pid>" for down.sh.
+start() {
+  local name="$1"
+  shift
+  current_log="${LOGS}/${name}.log"
+  "${BIN_DIR}/${name}" "$@" </dev/null >"${current_log}" 2>&1 &
+  echo "${name} $!" >>"${PIDS_FILE}"
+  log "started ${name} (pid $!, log ${current_log})"
+}
+
+# wait_for <what> <pid name> <command...>: polls the command until it succeeds;
+# fails early if the process died and after TIMEOUT seconds.
+wait_for() {
+  local what="$1" name="$2" deadline=$((SECONDS + TIMEOUT)) pid
+  shift 2
+  pid="$(awk -v n="${name}" '$1 == n { print $2 }' "${PIDS_FILE}")"
+  current_log="${LOGS}/${name}.log"
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      log "${name} exited while waiting for ${what}"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${TIMEOUT}s waiting for ${what}"
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "${what}: ok"
+}
+
+# Same check as the apiserver /readyz and component /healthz endpoints: body "ok".
+curl_ok() { [[ "$(curl -fsS --max-time 5 "$@")" == ok ]]; }
+KUBECTL=("${BIN_DIR}/kubectl" --kubeconfig "${KUBECONFIG_FILE}")
+
+# etcd: single member, plain HTTP on loopback. Test data is disposable, so skip
+# fsync (much faster on slow CI disks).
+start etcd \
+  --name=appstack --data-dir="${CLUSTER_DIR}/etcd" \
+  --listen-client-urls="http://127.0.0.1:${ETCD_PORT}" \
+  --advertise-client-urls="http://127.0.0.1:${ETCD_PORT}" \
+  --listen-peer-urls="http://127.0.0.1:${ETCD_PEER_PORT}" \
+  --initial-advertise-peer-urls="http://127.0.0.1:${ETCD_PEER_PORT}" \
+  --initial-cluster="appstack=http://127.0.0.1:${ETCD_PEER_PORT}" \
+  --unsafe-no-fsync --log-level=warn
+wait_for "etcd health" etcd \
+  bash -c "curl -fsS --max-time 5 http://127.0.0.1:${ETCD_PORT}/health | grep -q '\"health\":\"true\"'"
+
+# kube-apiserver, flags modelled on kubeadm's. Default admission plugins (incl.
+# PodSecurity) plus NodeRestriction. --advertise-address must be given because
+# the bind address is loopback (else the apiserver picks the host's interface).
+# The `kubernetes` Service gets no Endpoints: their validation forbids
+# loopback addresses, so the endpoint reconciler is turned off.
+start kube-apiserver \
+  --bind-address=127.0.0.1 --secure-port="${PORT}" \
+  --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+  --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
+  --tls-cert-file="${PKI}/apiserver.crt" --tls-private-key-file="${PKI}/apiserver.key" \
+  --client-ca-file="${PKI}/ca.crt" \
+  --authorization-mode=Node,RBAC \
+  --enable-admission-plugins=NodeRestriction \
+  --allow-privileged=true \
+  --service-cluster-ip-range="${SERVICE_CIDR}" \
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file="${PKI}/sa.pub" \
+  --service-account-signing-key-file="${PKI}/sa.key"
+wait_for "kube-apiserver /readyz" kube-apiserver \
+  curl_ok --cacert "${PKI}/ca.crt" --cert "${PKI}/admin.crt" --key "${PKI}/admin.key" \
+  "https://127.0.0.1:${PORT}/readyz"
+
+# kube-controller-manager: all default controllers (+ the bootstrap-token
+# ones, like kubeadm), each with its own ServiceAccount credentials. Single
+# instance with a fresh etcd, so no leader election.
+KCM_KUBECONFIG="${PKI}/controller-manager.kubeconfig"
+start kube-controller-manager \
+  --bind-address=127.0.0.1 --secure-port="${KCM_PORT}" --cert-dir="${PKI}/kcm-serving" \
+  --kubeconfig="${KCM_KUBECONFIG}" \
+  --authentication-kubeconfig="${KCM_KUBECONFIG}" \
+  --authorization-kubeconfig="${KCM_KUBECONFIG}" \
+  --client-ca-file="${PKI}/ca.crt" \
+  --controllers='*,bootstrapsigner,tokencleaner' \
+  --use-service-account-credentials=true \
+  --service-account-private-key-file="${PKI}/sa.key" \
+  --root-ca-file="${PKI}/ca.crt" \
+  --cluster-signing-cert-file="${PKI}/ca.crt" --cluster-signing-key-file="${PKI}/ca.key" \
+  --service-cluster-ip-range="${SERVICE_CIDR}" \
+  --leader-elect=false
+wait_for "kube-controller-manager /healthz" kube-controller-manager \
+  curl_ok -k "https://127.0.0.1:${KCM_PORT}/healthz"
+
+SCHED_KUBECONFIG="${PKI}/scheduler.kubeconfig"
+start kube-scheduler \
+  --bind-address=127.0.0.1 --secure-port="${SCHED_PORT}" \
+  --kubeconfig="${SCHED_KUBECONFIG}" \
+  --authentication-kubeconfig="${SCHED_KUBECONFIG}" \
+  --authorization-kubeconfig="${SCHED_KUBECONFIG}" \
+  --leader-elect=false
+wait_for "kube-scheduler /healthz" kube-scheduler \
+  curl_ok -k "https://127.0.0.1:${SCHED_PORT}/healthz"
+
+# KWOK plays kubelet for the nodes annotated kwok.x-k8s.io/node=fake. HOME is
+# redirected because kwok otherwise reads/creates ~/.kwok.
+HOME="${CLUSTER_DIR}/kwok-home" start kwok \
+  --kubeconfig="${KUBECONFIG_FILE}" --config="${CLUSTER_SRC}/manifests/kwok.yaml"
+
+# ---------------------------------------------------------------- cluster setup
+current_log="${LOGS}/kube-apiserver.log"
+"${KUBECTL[@]}" apply -f "${CLUSTER_SRC}/manifests/nodes.yaml" \
+  -f "${CLUSTER_SRC}/manifests/storage.yaml" >/dev/null
+
+# Pool of hostPath PersistentVolumes for the default StorageClass. Retain: a
+# released volume is left alone (nothing on the host needs cleaning up).
+for i in $(seq -w 1 "${PV_COUNT}"); do
+  mkdir -p "${CLUSTER_DIR}/pv/pv-${i}"
+  cat <<EOF
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: pv-${i}
+  labels:
+    type: kwok
+spec:
+  storageClassName: standard
+  capacity:
+    storage: 10Gi
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath:
+    path: ${CLUSTER_DIR}/pv/pv-${i}
+    type: DirectoryOrCreate
+EOF
+done | "${KUBECTL[@]}" apply -f - >/dev/null
+log "created ${PV_COUNT} PersistentVolumes"
+
+# Nodes are Ready once KWOK has played the node-initialize stage; then the node
+# lifecycle controller lifts the not-ready taint that admission put on them.
+nodes_ready() {
+  local ready
+  ready="$("${KUBECTL[@]}" get nodes -l type=kwok -o \
+    jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{.spec.taints}{"\n"}{end}')"
+  [[ "$(grep -cx True <<<"${ready}")" -eq 3 ]]
+}
+wait_for "3 kwok nodes Ready and untainted" kwok nodes_ready
+# Pods can only be created once a namespace has its `default` ServiceAccount.
+wait_for "default ServiceAccount" kube-controller-manager \
+  "${KUBECTL[@]}" get serviceaccount default -n default
+
+cat >"${CLUSTER_DIR}/env" <<EOF
+export KUBECONFIG='${KUBECONFIG_FILE}'
+export PATH='${BIN_DIR}':"\$PATH"
+EOF
+
+current_log=""
+log "cluster up in $((SECONDS - start_time))s"
+cat <<EOF
+Kubernetes ${K8S_VERSION} test cluster is up: https://127.0.0.1:${PORT}
+  kubeconfig: ${KUBECONFIG_FILE}
+  binaries:   ${BIN_DIR}
+  logs:       ${LOGS}
+Use it with:   source '${CLUSTER_DIR}/env' && kubectl get nodes
+Stop it with:  ${CLUSTER_SRC}/down.sh
+EOF
