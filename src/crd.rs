@@ -140,7 +140,10 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
     /// Average CPU utilisation (percent of the CPU request) to aim for.
-    #[serde(default = "default_cpu_target", rename = "targetCPUUtilizationPercentage")]
+    #[serde(
+        default = "default_cpu_target",
+        rename = "targetCPUUtilizationPercentage"
+    )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization_percentage: i32,
 }
@@ -215,7 +218,9 @@ pub struct IngressSpec {
     /// Host name, e.g. `books.example.com` (a wildcard `*.example.com` is allowed).
     #[schemars(
         length(min = 1, max = 253),
-        regex(pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        regex(
+            pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+        )
     )]
     pub host: String,
     /// IngressClass to use; the cluster's default class when absent.

@@ -132,14 +132,22 @@ impl ValidStack {
 
     /// In-cluster DNS name of the database Service.
     pub fn database_host(&self) -> String {
-        format!("{}.{}.svc", self.child_name(Component::Database), self.namespace)
+        format!(
+            "{}.{}.svc",
+            self.child_name(Component::Database),
+            self.namespace
+        )
     }
 
     /// Where users reach the application.
     pub fn url(&self) -> String {
         match &self.ingress {
             Some(ingress) => {
-                let scheme = if ingress.tls.is_some() { "https" } else { "http" };
+                let scheme = if ingress.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 format!("{scheme}://{}", ingress.host)
             }
             None => format!(
@@ -228,8 +236,15 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
     }
 
     let db = &spec.database;
-    problems.check(!db.image.trim().is_empty(), "spec.database.image", "must not be empty");
-    for (field, value) in [("spec.database.name", &db.name), ("spec.database.user", &db.user)] {
+    problems.check(
+        !db.image.trim().is_empty(),
+        "spec.database.image",
+        "must not be empty",
+    );
+    for (field, value) in [
+        ("spec.database.name", &db.name),
+        ("spec.database.user", &db.user),
+    ] {
         if let Some(value) = value {
             problems.check(
                 !value.is_empty() && value.len() <= 63,
@@ -239,15 +254,26 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         }
     }
     match quantity::parse_nanos(&db.storage.size) {
-        Some(amount) => problems.check(amount > 0, "spec.database.storage.size", "must be more than zero"),
+        Some(amount) => problems.check(
+            amount > 0,
+            "spec.database.storage.size",
+            "must be more than zero",
+        ),
         None => problems.check(
             false,
             "spec.database.storage.size",
-            format!("{:?} is not a quantity such as 1Gi or 500Mi", db.storage.size),
+            format!(
+                "{:?} is not a quantity such as 1Gi or 500Mi",
+                db.storage.size
+            ),
         ),
     }
     if let Some(secret) = &db.existing_secret {
-        problems.check(is_dns_subdomain(secret), "spec.database.existingSecret", format!("{secret:?} is not a valid Secret name"));
+        problems.check(
+            is_dns_subdomain(secret),
+            "spec.database.existingSecret",
+            format!("{secret:?} is not a valid Secret name"),
+        );
     }
 
     if let Some(ingress) = &spec.ingress {
@@ -255,7 +281,10 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         problems.check(
             is_dns_subdomain(host),
             "spec.ingress.host",
-            format!("{:?} is not a valid host name (lowercase letters, digits, '-' and '.')", ingress.host),
+            format!(
+                "{:?} is not a valid host name (lowercase letters, digits, '-' and '.')",
+                ingress.host
+            ),
         );
         problems.check(
             ingress.api_path.starts_with('/') && ingress.api_path != "/",
@@ -263,7 +292,11 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
             "must start with '/' and must not be '/' (that path serves the frontend)",
         );
         if let Some(tls) = &ingress.tls {
-            problems.check(is_dns_subdomain(&tls.secret_name), "spec.ingress.tls.secretName", "is not a valid Secret name");
+            problems.check(
+                is_dns_subdomain(&tls.secret_name),
+                "spec.ingress.tls.secretName",
+                "is not a valid Secret name",
+            );
         }
     }
 
@@ -291,17 +324,33 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
 }
 
 fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
-    problems.check(!tier.image.trim().is_empty(), &format!("{prefix}.image"), "must not be empty");
-    problems.check(tier.replicas >= 0, &format!("{prefix}.replicas"), format!("must not be negative (got {})", tier.replicas));
+    problems.check(
+        !tier.image.trim().is_empty(),
+        &format!("{prefix}.image"),
+        "must not be empty",
+    );
+    problems.check(
+        tier.replicas >= 0,
+        &format!("{prefix}.replicas"),
+        format!("must not be negative (got {})", tier.replicas),
+    );
     problems.check(
         (1..=65535).contains(&tier.port),
         &format!("{prefix}.port"),
         format!("must be between 1 and 65535 (got {})", tier.port),
     );
-    problems.check(tier.health_path.starts_with('/'), &format!("{prefix}.healthPath"), "must start with '/'");
+    problems.check(
+        tier.health_path.starts_with('/'),
+        &format!("{prefix}.healthPath"),
+        "must start with '/'",
+    );
     if let Some(scaling) = &tier.autoscaling {
         let field = format!("{prefix}.autoscaling");
-        problems.check(scaling.min_replicas >= 1, &format!("{field}.minReplicas"), "must be at least 1");
+        problems.check(
+            scaling.min_replicas >= 1,
+            &format!("{field}.minReplicas"),
+            "must be at least 1",
+        );
         problems.check(
             scaling.min_replicas <= scaling.max_replicas,
             &format!("{field}.minReplicas"),
@@ -322,7 +371,9 @@ fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
 fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !text.starts_with('-')
         && !text.ends_with('-')
 }
@@ -338,7 +389,9 @@ mod tests {
     use crate::test_fixtures::stack_from_yaml;
 
     fn errors(yaml: &str) -> Vec<FieldError> {
-        validate(&stack_from_yaml(yaml)).expect_err("spec should be invalid").0
+        validate(&stack_from_yaml(yaml))
+            .expect_err("spec should be invalid")
+            .0
     }
 
     #[test]
@@ -381,7 +434,10 @@ ingress: {host: "Bad_Host", apiPath: "api"}
             ]
         );
         let min_max = &found[3];
-        assert!(min_max.message.contains("minReplicas (5)") && min_max.message.contains("maxReplicas (2)"));
+        assert!(
+            min_max.message.contains("minReplicas (5)")
+                && min_max.message.contains("maxReplicas (2)")
+        );
     }
 
     #[test]
@@ -391,7 +447,10 @@ ingress: {host: "Bad_Host", apiPath: "api"}
         let problems = validate(&stack).unwrap_err();
         assert_eq!(problems.0[0].field, "metadata.name");
         stack.metadata.name = Some("1books".into());
-        assert!(validate(&stack).is_err(), "Service names must start with a letter");
+        assert!(
+            validate(&stack).is_err(),
+            "Service names must start with a letter"
+        );
     }
 
     #[test]
@@ -405,7 +464,9 @@ ingress: {host: "Bad_Host", apiPath: "api"}
 
     #[test]
     fn error_message_lists_field_and_reason() {
-        let text = validate(&stack_from_yaml("api: {image: api, port: 0}")).unwrap_err().to_string();
+        let text = validate(&stack_from_yaml("api: {image: api, port: 0}"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(text, "spec.api.port: must be between 1 and 65535 (got 0)");
     }
 }

@@ -33,7 +33,11 @@ const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 
 /// The Deployment of `component`.
-pub fn deployment(stack: &ValidStack, component: Component, credentials: &Credentials) -> Deployment {
+pub fn deployment(
+    stack: &ValidStack,
+    component: Component,
+    credentials: &Credentials,
+) -> Deployment {
     match stack.tier(component) {
         Some(tier) => web_deployment(stack, tier, credentials),
         None => database_deployment(stack, credentials),
@@ -100,7 +104,14 @@ fn database_deployment(stack: &ValidStack, credentials: &Credentials) -> Deploym
         type_: Some("Recreate".into()),
         rolling_update: None,
     };
-    assemble(stack, Component::Database, Some(1), strategy, pod, Some(credentials))
+    assemble(
+        stack,
+        Component::Database,
+        Some(1),
+        strategy,
+        pod,
+        Some(credentials),
+    )
 }
 
 fn web_deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials) -> Deployment {
@@ -122,7 +133,10 @@ fn web_deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials)
         ),
         _ => (Vec::new(), default_resources("50m", "64Mi", "256Mi")),
     };
-    let env: Vec<EnvVar> = generated_env.into_iter().chain(tier.env.iter().cloned()).collect();
+    let env: Vec<EnvVar> = generated_env
+        .into_iter()
+        .chain(tier.env.iter().cloned())
+        .collect();
     let container = Container {
         name: tier.component.label().into(),
         image: Some(tier.image.clone()),
@@ -156,7 +170,14 @@ fn web_deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials)
     // make the operator and the autoscaler fight.
     let replicas = tier.autoscaling.is_none().then_some(tier.replicas);
     let reads_credentials = (tier.component == Component::Api).then_some(credentials);
-    assemble(stack, tier.component, replicas, strategy, pod, reads_credentials)
+    assemble(
+        stack,
+        tier.component,
+        replicas,
+        strategy,
+        pod,
+        reads_credentials,
+    )
 }
 
 fn assemble(
@@ -167,11 +188,15 @@ fn assemble(
     pod: PodSpec,
     reads_credentials: Option<&Credentials>,
 ) -> Deployment {
-    let annotations = reads_credentials.map(|c| {
-        BTreeMap::from([(CREDENTIALS_HASH_ANNOTATION.to_owned(), c.hash.clone())])
-    });
+    let annotations = reads_credentials
+        .map(|c| BTreeMap::from([(CREDENTIALS_HASH_ANNOTATION.to_owned(), c.hash.clone())]));
     Deployment {
-        metadata: object_meta(stack, stack.child_name(component), component, Ownership::Owned),
+        metadata: object_meta(
+            stack,
+            stack.child_name(component),
+            component,
+            Ownership::Owned,
+        ),
         spec: Some(DeploymentSpec {
             replicas,
             selector: LabelSelector {
@@ -283,7 +308,14 @@ mod tests {
     }
 
     fn pod(deployment: &Deployment) -> &PodSpec {
-        deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+        deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
     }
 
     fn env<'a>(container: &'a Container, name: &str) -> &'a EnvVar {
@@ -303,23 +335,47 @@ mod tests {
         let container = &pod(&api).containers[0];
         let url = env(container, "DATABASE_URL").value_from.as_ref().unwrap();
         let key_ref = url.secret_key_ref.as_ref().unwrap();
-        assert_eq!((key_ref.name.as_str(), key_ref.key.as_str()), ("books-db-credentials", "DATABASE_URL"));
-        assert_eq!(container.env.as_ref().unwrap().last().unwrap().name, "FLASK_ENV");
-        let annotations = api.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.as_ref();
+        assert_eq!(
+            (key_ref.name.as_str(), key_ref.key.as_str()),
+            ("books-db-credentials", "DATABASE_URL")
+        );
+        assert_eq!(
+            container.env.as_ref().unwrap().last().unwrap().name,
+            "FLASK_ENV"
+        );
+        let annotations = api
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref();
         assert_eq!(annotations.unwrap()[CREDENTIALS_HASH_ANNOTATION], "abc123");
     }
 
     #[test]
     fn api_composes_database_url_when_an_existing_secret_lacks_one() {
         let stack = valid_stack("database: {existingSecret: vault-db}");
-        let credentials = Credentials { secret_name: "vault-db".into(), ..creds(false) };
+        let credentials = Credentials {
+            secret_name: "vault-db".into(),
+            ..creds(false)
+        };
         let api = deployment(&stack, Component::Api, &credentials);
         let container = &pod(&api).containers[0];
         assert_eq!(
             env(container, "DATABASE_URL").value.as_deref(),
             Some("postgresql+psycopg://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):$(DB_PORT)/$(DB_NAME)")
         );
-        let user = env(container, "DB_USER").value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        let user = env(container, "DB_USER")
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
         assert_eq!(user.name, "vault-db");
     }
 
@@ -328,13 +384,32 @@ mod tests {
         let stack = valid_stack("frontend: {image: web, healthPath: /ready, port: 3000}");
         let frontend = deployment(&stack, Component::Frontend, &creds(true));
         let spec = frontend.spec.as_ref().unwrap();
-        let rolling = spec.strategy.as_ref().unwrap().rolling_update.as_ref().unwrap();
+        let rolling = spec
+            .strategy
+            .as_ref()
+            .unwrap()
+            .rolling_update
+            .as_ref()
+            .unwrap();
         assert_eq!(rolling.max_unavailable, Some(IntOrString::Int(0)));
         let container = &pod(&frontend).containers[0];
-        let probe = container.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        let probe = container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
         assert_eq!(probe.path.as_deref(), Some("/ready"));
         assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 3000);
-        assert!(container.liveness_probe.as_ref().unwrap().http_get.is_some());
+        assert!(
+            container
+                .liveness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .is_some()
+        );
         assert_eq!(container.env, None, "the frontend reads no credentials");
         assert_eq!(spec.template.metadata.as_ref().unwrap().annotations, None);
         assert_eq!(spec.replicas, Some(1));
@@ -342,10 +417,16 @@ mod tests {
 
     #[test]
     fn replicas_are_left_to_the_autoscaler() {
-        let stack = valid_stack("api: {image: api, replicas: 3, autoscaling: {minReplicas: 2, maxReplicas: 5}}");
+        let stack = valid_stack(
+            "api: {image: api, replicas: 3, autoscaling: {minReplicas: 2, maxReplicas: 5}}",
+        );
         let api = deployment(&stack, Component::Api, &creds(true));
         assert_eq!(api.spec.unwrap().replicas, None);
-        let fixed = deployment(&valid_stack("api: {image: api, replicas: 3}"), Component::Api, &creds(true));
+        let fixed = deployment(
+            &valid_stack("api: {image: api, replicas: 3}"),
+            Component::Api,
+            &creds(true),
+        );
         assert_eq!(fixed.spec.unwrap().replicas, Some(3));
     }
 
@@ -355,18 +436,39 @@ mod tests {
         let db = deployment(&stack, Component::Database, &creds(true));
         let spec = db.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        assert_eq!(
+            spec.strategy.as_ref().unwrap().type_.as_deref(),
+            Some("Recreate")
+        );
         let pod = pod(&db);
-        let claim = pod.volumes.as_ref().unwrap()[0].persistent_volume_claim.as_ref().unwrap();
+        let claim = pod.volumes.as_ref().unwrap()[0]
+            .persistent_volume_claim
+            .as_ref()
+            .unwrap();
         assert_eq!(claim.claim_name, "books-db-data");
         let container = &pod.containers[0];
         assert_eq!(env(container, "PGDATA").value.as_deref(), Some(PGDATA));
-        assert_eq!(env(container, "POSTGRES_DB").value.as_deref(), Some("books"));
-        let password = env(container, "POSTGRES_PASSWORD").value_from.as_ref().unwrap();
+        assert_eq!(
+            env(container, "POSTGRES_DB").value.as_deref(),
+            Some("books")
+        );
+        let password = env(container, "POSTGRES_PASSWORD")
+            .value_from
+            .as_ref()
+            .unwrap();
         assert_eq!(password.secret_key_ref.as_ref().unwrap().key, "password");
-        let check = container.readiness_probe.as_ref().unwrap().exec.as_ref().unwrap();
+        let check = container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .exec
+            .as_ref()
+            .unwrap();
         assert!(check.command.as_ref().unwrap()[2].contains("pg_isready"));
-        assert_eq!(container.volume_mounts.as_ref().unwrap()[0].mount_path, DATA_MOUNT);
+        assert_eq!(
+            container.volume_mounts.as_ref().unwrap()[0].mount_path,
+            DATA_MOUNT
+        );
     }
 
     #[test]
@@ -377,17 +479,50 @@ mod tests {
             let pod = pod(&d);
             let pod_security = pod.security_context.as_ref().unwrap();
             assert_eq!(pod_security.run_as_non_root, Some(true), "{component:?}");
-            assert_eq!(pod_security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+            assert_eq!(
+                pod_security.seccomp_profile.as_ref().unwrap().type_,
+                "RuntimeDefault"
+            );
             assert_eq!(pod.automount_service_account_token, Some(false));
             for container in &pod.containers {
                 let security = container.security_context.as_ref().unwrap();
                 assert_eq!(security.allow_privilege_escalation, Some(false));
-                assert_eq!(security.capabilities.as_ref().unwrap().drop.as_ref().unwrap(), &["ALL"]);
+                assert_eq!(
+                    security
+                        .capabilities
+                        .as_ref()
+                        .unwrap()
+                        .drop
+                        .as_ref()
+                        .unwrap(),
+                    &["ALL"]
+                );
                 assert!(container.resources.as_ref().unwrap().requests.is_some());
             }
-            let selector = d.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
-            let template_labels = d.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.clone().unwrap();
-            assert!(selector.iter().all(|(k, v)| template_labels.get(k) == Some(v)));
+            let selector = d
+                .spec
+                .as_ref()
+                .unwrap()
+                .selector
+                .match_labels
+                .clone()
+                .unwrap();
+            let template_labels = d
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .labels
+                .clone()
+                .unwrap();
+            assert!(
+                selector
+                    .iter()
+                    .all(|(k, v)| template_labels.get(k) == Some(v))
+            );
         }
     }
 }

@@ -27,7 +27,12 @@ pub fn ingress(stack: &ValidStack) -> Option<Ingress> {
         },
     };
     Some(Ingress {
-        metadata: object_meta(stack, stack.ingress_name(), Component::Frontend, Ownership::Owned),
+        metadata: object_meta(
+            stack,
+            stack.ingress_name(),
+            Component::Frontend,
+            Ownership::Owned,
+        ),
         spec: Some(IngressSpec {
             ingress_class_name: spec.class_name.clone(),
             rules: Some(vec![IngressRule {
@@ -67,10 +72,26 @@ mod tests {
         assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
         let rule = &spec.rules.unwrap()[0];
         assert_eq!(rule.host.as_deref(), Some("books.example.com"));
-        let routes: Vec<(String, String)> = rule.http.as_ref().unwrap().paths.iter()
-            .map(|p| (p.path.clone().unwrap(), p.backend.service.as_ref().unwrap().name.clone()))
+        let routes: Vec<(String, String)> = rule
+            .http
+            .as_ref()
+            .unwrap()
+            .paths
+            .iter()
+            .map(|p| {
+                (
+                    p.path.clone().unwrap(),
+                    p.backend.service.as_ref().unwrap().name.clone(),
+                )
+            })
             .collect();
-        assert_eq!(routes, [("/v1".into(), "books-api".into()), ("/".into(), "books-frontend".into())]);
+        assert_eq!(
+            routes,
+            [
+                ("/v1".into(), "books-api".into()),
+                ("/".into(), "books-frontend".into())
+            ]
+        );
         let tls = &spec.tls.unwrap()[0];
         assert_eq!(tls.secret_name.as_deref(), Some("books-tls"));
     }

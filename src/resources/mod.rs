@@ -11,12 +11,66 @@ pub mod service;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
+    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, Service,
 };
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::ObjectMeta;
 
 use crate::validate::{Component, ValidStack};
+use secret::Credentials;
+
+/// A child that exists only while a feature is on: its name, so that it can be deleted when the
+/// feature is turned off, and the object when it is on.
+pub struct Optional<K> {
+    pub name: String,
+    pub object: Option<K>,
+}
+
+/// Everything that runs on the credentials Secret and the data claim, in apply order.
+pub struct Workloads {
+    /// One per component, in [`Component::ALL`] order.
+    pub deployments: Vec<(Component, Deployment)>,
+    pub services: Vec<Service>,
+    pub autoscalers: Vec<Optional<HorizontalPodAutoscaler>>,
+    pub disruption_budgets: Vec<Optional<PodDisruptionBudget>>,
+    pub ingress: Optional<Ingress>,
+}
+
+pub fn workloads(stack: &ValidStack, credentials: &Credentials) -> Workloads {
+    let web = [Component::Api, Component::Frontend];
+    Workloads {
+        deployments: Component::ALL
+            .iter()
+            .map(|&c| (c, deployment::deployment(stack, c, credentials)))
+            .collect(),
+        services: Component::ALL
+            .iter()
+            .map(|&c| service::service(stack, c))
+            .collect(),
+        autoscalers: web
+            .iter()
+            .map(|&c| Optional {
+                name: stack.child_name(c),
+                object: hpa::autoscaler(stack, c),
+            })
+            .collect(),
+        disruption_budgets: web
+            .iter()
+            .map(|&c| Optional {
+                name: stack.child_name(c),
+                object: pdb::disruption_budget(stack, c),
+            })
+            .collect(),
+        ingress: Optional {
+            name: stack.ingress_name(),
+            object: ingress::ingress(stack),
+        },
+    }
+}
 
 pub const MANAGED_BY: &str = "appstack-operator";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";

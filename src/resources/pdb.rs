@@ -14,7 +14,12 @@ pub fn disruption_budget(stack: &ValidStack, component: Component) -> Option<Pod
         return None;
     }
     Some(PodDisruptionBudget {
-        metadata: object_meta(stack, stack.child_name(component), component, Ownership::Owned),
+        metadata: object_meta(
+            stack,
+            stack.child_name(component),
+            component,
+            Ownership::Owned,
+        ),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(1)),
             selector: Some(LabelSelector {
@@ -36,10 +41,21 @@ mod tests {
     fn budget_only_with_more_than_one_pod() {
         let stack = valid_stack("api: {image: api, replicas: 2}");
         let budget = disruption_budget(&stack, Component::Api).expect("two replicas");
-        assert_eq!(budget.spec.unwrap().max_unavailable, Some(IntOrString::Int(1)));
-        assert!(disruption_budget(&stack, Component::Frontend).is_none(), "one replica");
+        assert_eq!(
+            budget.spec.unwrap().max_unavailable,
+            Some(IntOrString::Int(1))
+        );
+        assert!(
+            disruption_budget(&stack, Component::Frontend).is_none(),
+            "one replica"
+        );
         assert!(disruption_budget(&stack, Component::Database).is_none());
-        let scaled = valid_stack("api: {image: api, replicas: 1, autoscaling: {minReplicas: 2, maxReplicas: 4}}");
-        assert!(disruption_budget(&scaled, Component::Api).is_some(), "the autoscaler keeps two");
+        let scaled = valid_stack(
+            "api: {image: api, replicas: 1, autoscaling: {minReplicas: 2, maxReplicas: 4}}",
+        );
+        assert!(
+            disruption_budget(&scaled, Component::Api).is_some(),
+            "the autoscaler keeps two"
+        );
     }
 }

@@ -151,7 +151,10 @@ mod tests {
     fn secret_has_every_key_and_a_psycopg_url() {
         let stack = valid_stack("database: {name: catalog, user: app}");
         let secret = credentials_secret(&stack, "s3cret");
-        assert_eq!(secret.metadata.name.as_deref(), Some("books-db-credentials"));
+        assert_eq!(
+            secret.metadata.name.as_deref(),
+            Some("books-db-credentials")
+        );
         assert_eq!(text(&secret, "username"), "app");
         assert_eq!(text(&secret, "password"), "s3cret");
         assert_eq!(text(&secret, "database"), "catalog");

@@ -27,7 +27,12 @@ pub fn service(stack: &ValidStack, component: Component) -> Service {
         ServiceType::LoadBalancer => "LoadBalancer",
     };
     Service {
-        metadata: object_meta(stack, stack.child_name(component), component, Ownership::Owned),
+        metadata: object_meta(
+            stack,
+            stack.child_name(component),
+            component,
+            Ownership::Owned,
+        ),
         spec: Some(ServiceSpec {
             type_: Some(type_name.into()),
             selector: Some(selector_labels(stack, component)),

@@ -1,0 +1,168 @@
+//! `appstack-operator render -f stack.yaml`: every object the operator would apply, offline, as
+//! multi-document YAML (like `helm template`).
+
+use serde::Serialize;
+
+use crate::crd::AppStack;
+use crate::resources::pvc::data_claim;
+use crate::resources::secret::{Credentials, credentials_secret};
+use crate::resources::workloads;
+use crate::validate::{SpecError, validate};
+
+/// Stands in for the password, which is generated in the cluster and never printed.
+pub const PLACEHOLDER_PASSWORD: &str = "GENERATED-IN-CLUSTER";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot read the manifest: {0}")]
+    Parse(String),
+    #[error("the manifest holds no AppStack")]
+    Empty,
+    #[error("AppStack {name}: {source}")]
+    Invalid {
+        name: String,
+        #[source]
+        source: SpecError,
+    },
+    #[error("cannot print {0}")]
+    Serialize(String),
+}
+
+/// Render every AppStack in `manifest`. `namespace` applies to stacks that name none.
+pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
+    let stacks: Vec<AppStack> =
+        serde_saphyr::from_multiple(manifest).map_err(|e| RenderError::Parse(e.to_string()))?;
+    if stacks.is_empty() {
+        return Err(RenderError::Empty);
+    }
+    let mut documents = Vec::new();
+    for mut stack in stacks {
+        stack
+            .metadata
+            .namespace
+            .get_or_insert_with(|| namespace.to_owned());
+        let name = stack.metadata.name.clone().unwrap_or_default();
+        let valid = validate(&stack).map_err(|source| RenderError::Invalid { name, source })?;
+        let secret = valid
+            .database
+            .existing_secret
+            .is_none()
+            .then(|| credentials_secret(&valid, PLACEHOLDER_PASSWORD));
+        let credentials = match &secret {
+            Some(secret) => Credentials::of_secret(secret),
+            None => Credentials {
+                secret_name: valid.credentials_secret_name(),
+                has_database_url: false,
+                hash: "hash-of-existing-secret".into(),
+            },
+        };
+        let workloads = workloads(&valid, &credentials);
+        if let Some(secret) = &secret {
+            documents.push(to_yaml(secret)?);
+        }
+        documents.push(to_yaml(&data_claim(&valid, &valid.database.storage_size))?);
+        for (_, deployment) in &workloads.deployments {
+            documents.push(to_yaml(deployment)?);
+        }
+        for service in &workloads.services {
+            documents.push(to_yaml(service)?);
+        }
+        for autoscaler in workloads
+            .autoscalers
+            .iter()
+            .filter_map(|o| o.object.as_ref())
+        {
+            documents.push(to_yaml(autoscaler)?);
+        }
+        for budget in workloads
+            .disruption_budgets
+            .iter()
+            .filter_map(|o| o.object.as_ref())
+        {
+            documents.push(to_yaml(budget)?);
+        }
+        if let Some(ingress) = &workloads.ingress.object {
+            documents.push(to_yaml(ingress)?);
+        }
+    }
+    Ok(documents
+        .iter()
+        .map(|d| format!("---\n{d}"))
+        .collect::<String>())
+}
+
+fn to_yaml<T: Serialize>(object: &T) -> Result<String, RenderError> {
+    serde_saphyr::to_string(object).map_err(|e| RenderError::Serialize(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds_and_names(yaml: &str) -> Vec<String> {
+        let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).unwrap();
+        documents
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}/{}",
+                    d["kind"].as_str().unwrap(),
+                    d["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn renders_the_example_stack() {
+        let example = include_str!("../examples/books.yaml");
+        let output = render(example, "default").unwrap();
+        assert_eq!(
+            kinds_and_names(&output),
+            [
+                "Secret/books-db-credentials",
+                "PersistentVolumeClaim/books-db-data",
+                "Deployment/books-db",
+                "Deployment/books-api",
+                "Deployment/books-frontend",
+                "Service/books-db",
+                "Service/books-api",
+                "Service/books-frontend",
+                "HorizontalPodAutoscaler/books-api",
+                "PodDisruptionBudget/books-api",
+                "PodDisruptionBudget/books-frontend",
+                "Ingress/books",
+            ]
+        );
+        assert!(
+            !output.contains("ownerReferences"),
+            "no UID offline, so no owner references"
+        );
+    }
+
+    #[test]
+    fn existing_secret_renders_no_secret() {
+        let manifest = "apiVersion: appstack.dev/v1alpha1\nkind: AppStack\nmetadata: {name: shop}\nspec:\n  api: {image: a}\n  frontend: {image: f}\n  database: {existingSecret: vault-db}\n";
+        let output = render(manifest, "prod").unwrap();
+        assert!(
+            !kinds_and_names(&output)
+                .iter()
+                .any(|k| k.starts_with("Secret/"))
+        );
+        assert!(output.contains("namespace: prod"));
+        assert!(output.contains("vault-db"));
+    }
+
+    #[test]
+    fn invalid_input_names_the_field() {
+        let manifest = "apiVersion: appstack.dev/v1alpha1\nkind: AppStack\nmetadata: {name: shop}\nspec:\n  api: {image: a, port: 0}\n  frontend: {image: f}\n";
+        let error = render(manifest, "default").unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "AppStack shop: spec.api.port: must be between 1 and 65535 (got 0)"
+        );
+        let missing = "apiVersion: appstack.dev/v1alpha1\nkind: AppStack\nmetadata: {name: shop}\nspec:\n  api: {replicas: 1}\n  frontend: {image: f}\n";
+        let error = render(missing, "default").unwrap_err().to_string();
+        assert!(error.contains("image"), "{error}");
+    }
+}
