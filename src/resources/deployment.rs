@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
     PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SecretKeySelector, Volume, VolumeMount,
+    SecretKeySelector, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -144,9 +144,17 @@ fn web_deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials)
         env: (!env.is_empty()).then_some(env),
         ports: Some(vec![container_port(tier.component, tier.port)]),
         readiness_probe: Some(http_probe(5, 3)),
+        // Liveness only asks whether the server answers on its port: a health path that checks
+        // the database would restart every API pod during a database outage.
         liveness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::String(port_name(tier.component).into()),
+                host: None,
+            }),
             initial_delay_seconds: Some(10),
-            ..http_probe(10, 3)
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..Probe::default()
         }),
         resources: Some(tier.resources.clone().unwrap_or(default_resources)),
         security_context: Some(restricted_container_security()),
@@ -402,13 +410,10 @@ mod tests {
             .unwrap();
         assert_eq!(probe.path.as_deref(), Some("/ready"));
         assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 3000);
+        let liveness = container.liveness_probe.as_ref().unwrap();
         assert!(
-            container
-                .liveness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .is_some()
+            liveness.tcp_socket.is_some() && liveness.http_get.is_none(),
+            "liveness must not depend on the database"
         );
         assert_eq!(container.env, None, "the frontend reads no credentials");
         assert_eq!(spec.template.metadata.as_ref().unwrap().annotations, None);

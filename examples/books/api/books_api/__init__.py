@@ -23,9 +23,11 @@ def database_url_from_env():
 
 
 def create_app(config=None):
+    """Build the app; `config` overrides settings (tests pass TESTING, or a database URI)."""
+    config = config or {}
     app = Flask(__name__)
     app.config.update(
-        SQLALCHEMY_DATABASE_URI=(config or {}).get("SQLALCHEMY_DATABASE_URI") or database_url_from_env(),
+        SQLALCHEMY_DATABASE_URI=config.get("SQLALCHEMY_DATABASE_URI") or database_url_from_env(),
         SQLALCHEMY_ENGINE_OPTIONS={
             # Drop connections that died with a database restart instead of failing a request.
             "pool_pre_ping": True,
@@ -33,8 +35,7 @@ def create_app(config=None):
             "connect_args": {"connect_timeout": int(os.environ.get("DB_CONNECT_TIMEOUT", "3"))},
         },
     )
-    if config:
-        app.config.update(config)
+    app.config.update(config)
 
     db.init_app(app)
     # The migrations directory sits next to this package, whatever the working directory.

@@ -1,6 +1,6 @@
 from flask import Blueprint, abort, jsonify, request, url_for
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .models import Book, db
 from .validation import ValidationError, validate_book
@@ -14,6 +14,13 @@ def validation_error(err):
     if err.field:
         body["field"] = err.field
     return jsonify(body), err.status
+
+
+@bp.errorhandler(OperationalError)
+def database_unavailable(err):
+    # The database is down or unreachable: a retryable 503, not an opaque 500.
+    db.session.rollback()
+    return jsonify(error="database unavailable"), 503
 
 
 def json_body():

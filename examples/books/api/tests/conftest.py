@@ -16,9 +16,9 @@ def postgres():
     if os.environ.get("TEST_DATABASE_URL"):
         yield None
         return
-    pg = TempPostgres().init()
+    pg = TempPostgres()
     try:
-        yield pg
+        yield pg.init()
     finally:
         pg.destroy()
 

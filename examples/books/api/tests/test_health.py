@@ -44,6 +44,9 @@ def test_503_while_database_is_down_then_recovers(postgres, client):
     try:
         assert client.get("/health").status_code == 503
         assert client.get("/health").status_code == 503
+        response = client.get("/api/books")
+        assert response.status_code == 503
+        assert response.get_json() == {"error": "database unavailable"}
     finally:
         postgres.start()
     # pool_pre_ping replaces the dead connection without a restart of the app.

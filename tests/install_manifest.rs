@@ -1,0 +1,97 @@
+//! `deploy/install.yaml` is the CRD plus `deploy/operator.part.yaml` (see deploy/generate.sh), and
+//! its RBAC stays least-privilege.
+
+use appstack_operator::crd::AppStack;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+const INSTALL: &str = include_str!("../deploy/install.yaml");
+const OPERATOR_PART: &str = include_str!("../deploy/operator.part.yaml");
+
+fn documents() -> Vec<Value> {
+    serde_saphyr::from_multiple(INSTALL).expect("install.yaml parses")
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+#[test]
+fn install_is_generated_from_the_crd_and_operator_part() {
+    let crd = serde_saphyr::to_string(&AppStack::crd()).unwrap();
+    assert!(
+        INSTALL.contains(&crd) && INSTALL.ends_with(OPERATOR_PART),
+        "deploy/install.yaml is stale: run deploy/generate.sh"
+    );
+    let docs = documents();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "CustomResourceDefinition",
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment"
+        ]
+    );
+}
+
+#[test]
+fn cluster_role_has_no_wildcards_and_no_unneeded_verbs() {
+    let docs = documents();
+    let rules = find(&docs, "ClusterRole")["rules"].as_array().unwrap();
+    for rule in rules {
+        for field in ["apiGroups", "resources", "verbs"] {
+            assert!(
+                rule[field].as_array().unwrap().iter().all(|v| v != "*"),
+                "wildcard in {rule}"
+            );
+        }
+        let verbs: Vec<&str> = rule["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            !verbs.contains(&"update") && !verbs.contains(&"deletecollection"),
+            "{rule}"
+        );
+        let resources = rule["resources"].to_string();
+        if resources.contains("deployments") || resources.contains("services") {
+            assert!(
+                !verbs.contains(&"delete"),
+                "garbage collection deletes these: {rule}"
+            );
+        }
+    }
+}
+
+#[test]
+fn operator_pod_is_restricted_and_probed() {
+    let docs = documents();
+    let pod = &find(&docs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], "operator");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(
+        container["securityContext"]["capabilities"]["drop"][0],
+        "ALL"
+    );
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(container["resources"]["limits"]["memory"].is_string());
+}
