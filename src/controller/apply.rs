@@ -78,16 +78,27 @@ async fn converge(
     let workloads = workloads(&stack, &credentials);
     for (component, desired) in &workloads.deployments {
         let existing = children.get::<Deployment>(&desired.name_any()).await?;
-        if let Some(existing) = &existing {
-            let autoscaled = stack
-                .tier(*component)
-                .is_some_and(|t| t.autoscaling.is_some());
-            if autoscaled {
-                children.ensure_ours(existing)?;
-                children.hand_replicas_to_autoscaler(existing).await?;
+        let min_pods = stack
+            .tier(*component)
+            .and_then(|t| t.autoscaling.as_ref())
+            .map(|a| a.min_replicas);
+        let mut desired = desired.clone();
+        if let Some(min_pods) = min_pods {
+            match &existing {
+                Some(existing) => {
+                    children.ensure_ours(existing)?;
+                    children.hand_replicas_to_autoscaler(existing).await?;
+                }
+                // A new Deployment would start at Kubernetes' default of one pod until the
+                // autoscaler first acts; start it at the autoscaler's minimum instead.
+                None => {
+                    if let Some(spec) = desired.spec.as_mut() {
+                        spec.replicas = Some(min_pods);
+                    }
+                }
             }
         }
-        let deployment = children.apply_over(existing, desired).await?;
+        let deployment = children.apply_over(existing, &desired).await?;
         let state = Some(RolloutState::of(&deployment));
         match component {
             Component::Database => observed.database = state,

@@ -196,18 +196,21 @@ impl<'a> Children<'a> {
         &self,
         existing: &k8s_openapi::api::apps::v1::Deployment,
     ) -> Result<(), Error> {
-        let owns_replicas = existing.managed_fields().iter().any(|entry| {
-            entry.manager.as_deref() == Some(FIELD_MANAGER)
-                && entry.fields_v1.as_ref().is_some_and(|f| {
-                    f.0.get("f:spec")
-                        .and_then(|s| s.get("f:replicas"))
-                        .is_some()
-                })
-        });
+        let owns_replicas = |manager: &str| {
+            existing.managed_fields().iter().any(|entry| {
+                entry.manager.as_deref() == Some(manager)
+                    && entry.fields_v1.as_ref().is_some_and(|f| {
+                        f.0.get("f:spec")
+                            .and_then(|s| s.get("f:replicas"))
+                            .is_some()
+                    })
+            })
+        };
         let Some(replicas) = existing.spec.as_ref().and_then(|s| s.replicas) else {
             return Ok(());
         };
-        if !owns_replicas {
+        // Nothing to hand over, or handed over already.
+        if !owns_replicas(FIELD_MANAGER) || owns_replicas(HANDOVER_MANAGER) {
             return Ok(());
         }
         let name = existing.name_any();

@@ -1,0 +1,144 @@
+//! What a user does with kubectl against a real API server: install, explain, apply the example,
+//! wait for Ready, scale, render | apply.
+//!
+//! Needs the local control plane and its kubectl on PATH: `tests/cluster/up.sh`, then
+//! `source target/cluster/env`.
+
+mod common;
+
+use common::{TestEnv, kubectl, repo};
+use k8s_openapi::api::apps::v1::Deployment;
+
+#[tokio::test]
+async fn install_manifest_is_accepted_by_the_api_server() {
+    // Server-side dry run: full admission (RBAC objects, Pod Security of the operator pod in a
+    // namespace that enforces "restricted") without leaving an operator Deployment behind that
+    // would compete with the in-process ones.
+    let (ok, output) = kubectl(&[
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-f",
+        "deploy/install.yaml",
+    ]);
+    assert!(ok, "{output}");
+    for object in [
+        "customresourcedefinition.apiextensions.k8s.io/appstacks.appstack.dev",
+        "clusterrole.rbac.authorization.k8s.io/appstack-operator",
+        "deployment.apps/appstack-operator",
+    ] {
+        assert!(output.contains(object), "{object} in {output}");
+    }
+    let (ok, output) = kubectl(&["kustomize", "deploy/"]);
+    assert!(ok && output.contains("kind: ClusterRole"), "{output}");
+}
+
+#[tokio::test]
+async fn explain_documents_the_api() {
+    let _env = TestEnv::without_operator("explain").await; // installs the CRD
+    let (ok, output) = kubectl(&["explain", "appstack.spec.database"]);
+    assert!(ok, "{output}");
+    for field in ["retainOnDelete", "existingSecret", "storage"] {
+        assert!(output.contains(field), "{field} in {output}");
+    }
+    let (ok, output) = kubectl(&["explain", "appstack.spec.api.autoscaling.minReplicas"]);
+    assert!(ok && output.contains("Lowest number of pods"), "{output}");
+    _env.finish().await;
+}
+
+#[tokio::test]
+async fn apply_wait_get_and_scale_with_kubectl() {
+    let env = TestEnv::start("kubectl").await;
+    let ns = env.namespace.clone();
+    let started = std::time::Instant::now();
+    let (ok, output) = kubectl(&["apply", "-n", &ns, "-f", "examples/books.yaml"]);
+    assert!(ok, "{output}");
+    let (ok, output) = kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=condition=Ready",
+        "appstack/books",
+        "--timeout=120s",
+    ]);
+    assert!(ok, "{output}");
+    eprintln!(
+        "examples/books.yaml Ready after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let (ok, output) = kubectl(&["get", "stack", "-n", &ns]);
+    assert!(ok, "{output}");
+    let header = output.lines().next().unwrap_or_default();
+    for column in ["NAME", "READY", "PHASE", "API", "URL", "AGE"] {
+        assert!(header.contains(column), "{column} in {header}");
+    }
+    assert!(
+        output.contains("True") && output.contains("Ready") && output.contains("2/2"),
+        "{output}"
+    );
+
+    // `kubectl scale` goes through the scale subresource to spec.api.replicas. Autoscaling
+    // owns replicas in the example, so turn it off first.
+    let (ok, output) = kubectl(&[
+        "patch",
+        "-n",
+        &ns,
+        "appstack/books",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/spec/api/autoscaling"}]"#,
+    ]);
+    assert!(ok, "{output}");
+    let (ok, output) = kubectl(&["scale", "-n", &ns, "appstack/books", "--replicas=3"]);
+    assert!(ok, "{output}");
+    env.wait_for::<Deployment, _>("books-api", "3 replicas", |d| {
+        d.spec.as_ref().unwrap().replicas == Some(3)
+    })
+    .await;
+    let (ok, output) = kubectl(&[
+        "wait",
+        "-n",
+        &ns,
+        "--for=jsonpath={.status.components.api.readyReplicas}=3",
+        "appstack/books",
+        "--timeout=120s",
+    ]);
+    assert!(ok, "{output}");
+    let (ok, output) = kubectl(&["describe", "appstack", "-n", &ns, "books"]);
+    assert!(
+        ok && output.contains("Created") && output.contains("Deployment books-api"),
+        "events in describe: {output}"
+    );
+    env.finish().await;
+}
+
+#[test]
+fn render_output_is_accepted_by_the_api_server() {
+    let binary = env!("CARGO_BIN_EXE_appstack-operator");
+    let rendered = std::process::Command::new(binary)
+        .args([
+            "render",
+            "-f",
+            "examples/books.yaml",
+            "--namespace",
+            "default",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("render runs");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let path = std::env::temp_dir().join(format!("appstack-render-{}.yaml", std::process::id()));
+    std::fs::write(&path, &rendered.stdout).unwrap();
+    let (ok, output) = kubectl(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        ok,
+        "every rendered object passes server-side validation and admission: {output}"
+    );
+    assert_eq!(output.lines().count(), 12, "{output}");
+}

@@ -1,0 +1,630 @@
+//! The operator against a real API server: each test has its own namespace (labelled for the
+//! "restricted" Pod Security Standard) and its own in-process operator.
+//!
+//! Needs the local control plane: `tests/cluster/up.sh` (see README, "Testing").
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use appstack_operator::crd::{AppStack, Phase};
+use common::{TestEnv, books, condition, eventually, reason, small_stack};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+fn password(secret: &Secret) -> Vec<u8> {
+    secret.data.as_ref().unwrap()["password"].0.clone()
+}
+
+fn controlled_by_stack<K: Resource>(object: &K, stack: &AppStack) -> bool {
+    object.meta().owner_references.iter().flatten().any(|o| {
+        o.controller == Some(true)
+            && o.kind == "AppStack"
+            && Some(&o.uid) == stack.metadata.uid.as_ref()
+    })
+}
+
+#[tokio::test]
+async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() {
+    let env = TestEnv::start("example").await;
+    env.apply_stack(&books("books"))
+        .await
+        .expect("example applies");
+    let stack = env.wait_ready("books").await;
+    let status = stack.status.as_ref().unwrap();
+    assert_eq!(status.phase, Some(Phase::Ready));
+    assert_eq!(status.url.as_deref(), Some("http://books.example.com"));
+    assert_eq!(status.observed_generation, stack.metadata.generation);
+    for kstatus in ["Reconciling", "Stalled"] {
+        assert_eq!(condition(&stack, kstatus), Some("False"), "{kstatus}");
+    }
+
+    for name in ["books-db", "books-api", "books-frontend"] {
+        let deployment = env.api::<Deployment>().get(name).await.unwrap();
+        assert!(controlled_by_stack(&deployment, &stack), "{name} owned");
+        let service = env.api::<Service>().get(name).await.unwrap();
+        assert!(
+            controlled_by_stack(&service, &stack),
+            "service {name} owned"
+        );
+    }
+    let hpa = env
+        .api::<HorizontalPodAutoscaler>()
+        .get("books-api")
+        .await
+        .unwrap();
+    assert!(controlled_by_stack(&hpa, &stack));
+    let ingress = env.api::<Ingress>().get("books").await.unwrap();
+    assert!(controlled_by_stack(&ingress, &stack));
+    assert!(
+        env.api::<PodDisruptionBudget>()
+            .get("books-frontend")
+            .await
+            .is_ok()
+    );
+
+    // Data-bearing objects are retained by default: no owner reference.
+    let secret = env
+        .api::<Secret>()
+        .get("books-db-credentials")
+        .await
+        .unwrap();
+    let claim = env
+        .api::<PersistentVolumeClaim>()
+        .get("books-db-data")
+        .await
+        .unwrap();
+    assert!(secret.owner_references().is_empty() && claim.owner_references().is_empty());
+    assert_eq!(password(&secret).len(), 32);
+    assert_eq!(claim.status.unwrap().phase.as_deref(), Some("Bound"));
+
+    // The namespace enforces "restricted": pods that exist were admitted by Pod Security.
+    let pods = env.api::<Pod>().list(&ListParams::default()).await.unwrap();
+    for component in ["database", "api", "frontend"] {
+        assert!(
+            pods.iter().any(|p| p
+                .labels()
+                .get("app.kubernetes.io/component")
+                .map(String::as_str)
+                == Some(component)
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")),
+            "a running {component} pod in a restricted namespace"
+        );
+    }
+    // The autoscaler owns replicas; the operator started the Deployment at minReplicas.
+    let api = env.api::<Deployment>().get("books-api").await.unwrap();
+    assert_eq!(api.spec.unwrap().replicas, Some(2));
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn invalid_stacks_are_rejected_at_apply_time_naming_the_field() {
+    let env = TestEnv::without_operator("invalid").await;
+    let cases = [
+        (
+            "api: {image: a, autoscaling: {minReplicas: 5, maxReplicas: 2}}",
+            "minReplicas",
+        ),
+        ("api: {image: a, replicas: -1}", "spec.api.replicas"),
+        ("api: {image: a, port: 70000}", "spec.api.port"),
+        ("api: {image: ''}", "spec.api.image"),
+        ("api: {image: a, healthPath: health}", "healthPath"),
+    ];
+    for (api, field) in cases {
+        let manifest = format!(
+            "apiVersion: appstack.dev/v1alpha1\nkind: AppStack\nmetadata: {{name: bad}}\nspec:\n  {api}\n  frontend: {{image: f}}\n"
+        );
+        let error = env.apply_stack(&manifest).await.expect_err(api).to_string();
+        assert!(error.contains(field), "{api}: {error}");
+    }
+    let ingress_cases = [
+        ("{host: Bad_Host}", "spec.ingress.host"),
+        (
+            "{host: books.example.com, apiPath: api}",
+            "apiPath must start with '/'",
+        ),
+        ("{host: books.example.com, apiPath: /}", "must not be '/'"),
+    ];
+    for (ingress, expected) in ingress_cases {
+        let manifest = format!(
+            "apiVersion: appstack.dev/v1alpha1\nkind: AppStack\nmetadata: {{name: bad}}\nspec:\n  api: {{image: a}}\n  frontend: {{image: f}}\n  ingress: {ingress}\n"
+        );
+        let error = env
+            .apply_stack(&manifest)
+            .await
+            .expect_err(ingress)
+            .to_string();
+        assert!(error.contains(expected), "{ingress}: {error}");
+    }
+    let long_name = small_stack(&"x".repeat(55), "");
+    let error = env
+        .apply_stack(&long_name)
+        .await
+        .expect_err("long name")
+        .to_string();
+    assert!(error.contains("metadata.name"), "{error}");
+
+    // Transition rules: a volume may grow, never shrink; the class is fixed once created.
+    env.apply_stack(&small_stack("sized", "storage: {size: 2Gi}"))
+        .await
+        .expect("valid stack");
+    let grow = env
+        .apply_stack(&small_stack("sized", "storage: {size: 3Gi}"))
+        .await;
+    assert!(grow.is_ok(), "growing is allowed: {grow:?}");
+    let shrink = env
+        .apply_stack(&small_stack("sized", "storage: {size: 1Gi}"))
+        .await;
+    let error = shrink.expect_err("shrinking is rejected").to_string();
+    assert!(
+        error.contains("never shrink") && error.contains("storage.size"),
+        "{error}"
+    );
+    let class = env
+        .apply_stack(&small_stack(
+            "sized",
+            "storage: {size: 3Gi, storageClassName: other}",
+        ))
+        .await;
+    assert!(
+        class
+            .expect_err("class is immutable")
+            .to_string()
+            .contains("storageClassName")
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn drift_in_children_is_undone() {
+    let env = TestEnv::start("drift").await;
+    env.apply_stack(&small_stack("shop", "")).await.unwrap();
+    env.wait_ready("shop").await;
+    let original = env
+        .api::<Secret>()
+        .get("shop-db-credentials")
+        .await
+        .unwrap();
+
+    // A deleted Deployment comes back.
+    let old_uid = env
+        .api::<Deployment>()
+        .get("shop-api")
+        .await
+        .unwrap()
+        .metadata
+        .uid;
+    env.api::<Deployment>()
+        .delete("shop-api", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_for::<Deployment, _>("shop-api", "re-created", |d| d.metadata.uid != old_uid)
+        .await;
+
+    // An edited Service port is restored.
+    env.api::<Service>()
+        .patch(
+            "shop-frontend",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"ports": [{"name": "http", "port": 9999, "targetPort": "http"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    env.wait_for::<Service, _>("shop-frontend", "port restored", |s| {
+        s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port == 8080
+    })
+    .await;
+
+    // An edited image in a Deployment is restored.
+    env.api::<Deployment>()
+        .patch("shop-frontend", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "frontend", "image": "evil:1"}]}}}})))
+        .await
+        .unwrap();
+    env.wait_for::<Deployment, _>("shop-frontend", "image restored", |d| {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .as_deref()
+            == Some("registry.example.com/web:1")
+    })
+    .await;
+
+    // Edited Secret data is restored, with the same password.
+    let tampered = BTreeMap::from([(
+        "DATABASE_URL".to_owned(),
+        ByteString(b"postgresql://elsewhere".to_vec()),
+    )]);
+    env.api::<Secret>()
+        .patch(
+            "shop-db-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": tampered})),
+        )
+        .await
+        .unwrap();
+    let restored = env
+        .wait_for::<Secret, _>("shop-db-credentials", "DATABASE_URL restored", |s| {
+            s.data.as_ref().unwrap()["DATABASE_URL"]
+                == original.data.as_ref().unwrap()["DATABASE_URL"]
+        })
+        .await;
+    assert_eq!(password(&restored), password(&original));
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn password_is_stable_and_a_no_op_reconcile_writes_nothing() {
+    let mut env = TestEnv::start("stable").await;
+    env.apply_stack(&books("books")).await.unwrap();
+    env.wait_ready("books").await;
+    let first = password(
+        &env.api::<Secret>()
+            .get("books-db-credentials")
+            .await
+            .unwrap(),
+    );
+
+    let versions = versions(&env).await;
+    let writes_before = env.metrics.encode();
+    // Many reconciles: each poke is a new generation-less change that triggers one.
+    for _ in 0..5 {
+        env.poke("books").await;
+    }
+    // Wait until the operator has seen the last poke: it reconciles and writes nothing.
+    let poked = env
+        .api::<AppStack>()
+        .get("books")
+        .await
+        .unwrap()
+        .resource_version();
+    eventually(common::TIMEOUT, || async {
+        let text = env.metrics.encode();
+        (reconcile_count(&text) > reconcile_count(&writes_before)).then_some(())
+    })
+    .await
+    .expect("the operator reconciled after the pokes");
+    assert_eq!(
+        versions,
+        crate::versions(&env).await,
+        "no child changed (resourceVersions equal)"
+    );
+    let after = env.api::<AppStack>().get("books").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        poked,
+        "the status was not rewritten"
+    );
+    assert_eq!(
+        child_writes(&env.metrics.encode()),
+        child_writes(&writes_before),
+        "no child writes"
+    );
+
+    // An operator restart reads everything again and still changes nothing.
+    env.stop_operator().await;
+    env.start_operator();
+    env.poke("books").await;
+    env.wait_ready("books").await;
+    let second = password(
+        &env.api::<Secret>()
+            .get("books-db-credentials")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        first, second,
+        "the password survives reconciles and restarts"
+    );
+    env.finish().await;
+}
+
+async fn versions(env: &TestEnv) -> BTreeMap<String, String> {
+    let mut versions = BTreeMap::new();
+    macro_rules! collect {
+        ($kind:ty) => {
+            for object in env
+                .api::<$kind>()
+                .list(
+                    &ListParams::default().labels("app.kubernetes.io/managed-by=appstack-operator"),
+                )
+                .await
+                .unwrap()
+            {
+                versions.insert(
+                    format!("{}/{}", stringify!($kind), object.name_any()),
+                    object.resource_version().unwrap(),
+                );
+            }
+        };
+    }
+    collect!(Deployment);
+    collect!(Service);
+    collect!(Secret);
+    collect!(PersistentVolumeClaim);
+    collect!(HorizontalPodAutoscaler);
+    collect!(PodDisruptionBudget);
+    collect!(Ingress);
+    assert!(versions.len() >= 12, "found the children: {versions:?}");
+    versions
+}
+
+fn metric_sum(text: &str, prefix: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn reconcile_count(text: &str) -> u64 {
+    metric_sum(text, "appstack_reconciles_total")
+}
+
+fn child_writes(text: &str) -> u64 {
+    metric_sum(text, "appstack_child_writes_total")
+}
+
+#[tokio::test]
+async fn autoscaling_and_ingress_come_and_go_and_replicas_are_left_to_the_autoscaler() {
+    let env = TestEnv::start("toggle").await;
+    env.apply_stack(&books("books")).await.unwrap();
+    env.wait_ready("books").await;
+
+    // The autoscaler (or a person) scales the API; the operator leaves replicas alone.
+    env.api::<Deployment>()
+        .patch(
+            "books-api",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .unwrap();
+    env.poke("books").await;
+    env.wait_ready("books").await;
+    let api = env.api::<Deployment>().get("books-api").await.unwrap();
+    assert_eq!(
+        api.spec.unwrap().replicas,
+        Some(4),
+        "the operator did not fight the autoscaler"
+    );
+
+    // Autoscaling off: the HPA goes and the spec's replicas apply again.
+    env.patch_spec(
+        "books",
+        json!({"api": {"autoscaling": null, "replicas": 3}}),
+    )
+    .await;
+    env.wait_gone::<HorizontalPodAutoscaler>("books-api").await;
+    env.wait_for::<Deployment, _>("books-api", "replicas from the spec", |d| {
+        d.spec.as_ref().unwrap().replicas == Some(3)
+    })
+    .await;
+
+    // Ingress removed: the Ingress goes.
+    env.patch_spec("books", json!({"ingress": null})).await;
+    env.wait_gone::<Ingress>("books").await;
+    let stack = env.wait_ready("books").await;
+    assert_eq!(
+        stack.status.unwrap().url.as_deref(),
+        Some(&*format!(
+            "http://books-frontend.{}.svc:8080",
+            env.namespace
+        ))
+    );
+
+    // Autoscaling back on: a new HPA, and replicas handed over without dropping to 1.
+    env.patch_spec(
+        "books",
+        json!({"api": {"autoscaling": {"minReplicas": 2, "maxReplicas": 6}}}),
+    )
+    .await;
+    env.wait_for::<HorizontalPodAutoscaler, _>("books-api", "HPA re-created", |_| true)
+        .await;
+    let api = env.api::<Deployment>().get("books-api").await.unwrap();
+    assert!(
+        api.spec.unwrap().replicas.unwrap() >= 2,
+        "no drop to one replica on hand-over"
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_a_stack_keeps_its_data_and_a_recreated_stack_adopts_it() {
+    let env = TestEnv::start("retain").await;
+    env.apply_stack(&small_stack("keep", "")).await.unwrap();
+    env.wait_ready("keep").await;
+    let first = env
+        .api::<Secret>()
+        .get("keep-db-credentials")
+        .await
+        .unwrap();
+
+    env.api::<AppStack>()
+        .delete("keep", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_gone::<AppStack>("keep").await;
+    let secret = env
+        .api::<Secret>()
+        .get("keep-db-credentials")
+        .await
+        .expect("secret retained");
+    let claim = env
+        .api::<PersistentVolumeClaim>()
+        .get("keep-db-data")
+        .await
+        .expect("claim retained");
+    assert!(secret.owner_references().is_empty() && claim.owner_references().is_empty());
+    assert_eq!(claim.metadata.deletion_timestamp, None);
+
+    env.apply_stack(&small_stack("keep", "")).await.unwrap();
+    env.wait_ready("keep").await;
+    let adopted = env
+        .api::<Secret>()
+        .get("keep-db-credentials")
+        .await
+        .unwrap();
+    assert_eq!(
+        password(&adopted),
+        password(&first),
+        "the re-created stack finds its password"
+    );
+    assert_eq!(
+        adopted.metadata.uid, first.metadata.uid,
+        "the same Secret, not a new one"
+    );
+    let claim_again = env
+        .api::<PersistentVolumeClaim>()
+        .get("keep-db-data")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim_again.metadata.uid, claim.metadata.uid,
+        "the same claim, not a new one"
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn deleting_a_stack_without_retention_removes_its_data() {
+    let env = TestEnv::start("purge").await;
+    env.apply_stack(&small_stack("gone", "retainOnDelete: false"))
+        .await
+        .unwrap();
+    let stack = env.wait_ready("gone").await;
+    let secret = env
+        .api::<Secret>()
+        .get("gone-db-credentials")
+        .await
+        .unwrap();
+    assert!(
+        controlled_by_stack(&secret, &stack),
+        "not retained, so owned"
+    );
+    env.api::<AppStack>()
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_gone::<AppStack>("gone").await;
+    env.wait_gone::<Secret>("gone-db-credentials").await;
+    let claim = env
+        .api::<PersistentVolumeClaim>()
+        .get_opt("gone-db-data")
+        .await
+        .unwrap();
+    assert!(
+        claim.is_none_or(|c| c.metadata.deletion_timestamp.is_some()),
+        "claim deleted (or being deleted behind pvc-protection)"
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_name_clash_blocks_the_stack_and_leaves_the_foreign_object_alone() {
+    let env = TestEnv::start("clash").await;
+    let foreign: Service = serde_json::from_value(json!({
+        "metadata": {"name": "mine-api", "labels": {"team": "someone-else"}},
+        "spec": {"ports": [{"port": 1234}], "selector": {"app": "theirs"}}
+    }))
+    .unwrap();
+    let foreign = env
+        .api::<Service>()
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    env.apply_stack(&small_stack("mine", "")).await.unwrap();
+    let stack = env
+        .wait_for::<AppStack, _>("mine", "Stalled with NameConflict", |s| {
+            reason(s, "Ready") == Some("NameConflict")
+        })
+        .await;
+    assert_eq!(condition(&stack, "Ready"), Some("False"));
+    assert_eq!(condition(&stack, "Stalled"), Some("True"));
+    assert_eq!(stack.status.as_ref().unwrap().phase, Some(Phase::Failed));
+    let message = &stack
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap()
+        .message;
+    assert!(message.contains("Service mine-api"), "{message}");
+    let after = env.api::<Service>().get("mine-api").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        foreign.resource_version(),
+        "foreign Service untouched"
+    );
+
+    // Removing the clash lets the stack converge.
+    env.api::<Service>()
+        .delete("mine-api", &DeleteParams::default())
+        .await
+        .unwrap();
+    env.wait_ready("mine").await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_existing_secret_is_reported_not_generated() {
+    let env = TestEnv::start("nosecret").await;
+    env.apply_stack(&small_stack("ext", "existingSecret: vault-db"))
+        .await
+        .unwrap();
+    let stack = env
+        .wait_for::<AppStack, _>("ext", "SecretNotFound", |s| {
+            reason(s, "Ready") == Some("SecretNotFound")
+        })
+        .await;
+    assert_eq!(condition(&stack, "Stalled"), Some("True"));
+    assert!(
+        env.api::<Secret>()
+            .get_opt("ext-db-credentials")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing generated"
+    );
+
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "vault-db"},
+        "stringData": {"username": "app", "password": "from-vault"}
+    }))
+    .unwrap();
+    env.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    env.poke("ext").await;
+    env.wait_ready("ext").await;
+    let api = env.api::<Deployment>().get("ext-api").await.unwrap();
+    let pod = api.spec.unwrap().template.spec.unwrap();
+    let env_vars = pod.containers[0].env.clone().unwrap();
+    let url = env_vars.iter().find(|e| e.name == "DATABASE_URL").unwrap();
+    assert!(
+        url.value.as_deref().unwrap().contains("$(DB_PASSWORD)"),
+        "composed from the Secret's keys"
+    );
+    let vault = env.api::<Secret>().get("vault-db").await.unwrap();
+    assert!(
+        vault.owner_references().is_empty() && vault.labels().is_empty(),
+        "the user's Secret is never written"
+    );
+    env.finish().await;
+}
