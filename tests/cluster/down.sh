@@ -19,25 +19,19 @@ ours() { # <name> <pid>
   [[ "$(basename "${exe% (deleted)}")" == "$1" ]]
 }
 
-# "<name> <pid>" lines, last started first.
-mapfile -t entries < <(tac "${PIDS_FILE}")
-pids=()
-for entry in "${entries[@]}"; do
-  read -r name pid <<<"${entry}"
-  [[ -n "${pid:-}" ]] || continue
+# Stop in reverse start order, one at a time: the apiserver shuts down in ~2s
+# while etcd is still there, but hangs until SIGKILL if etcd goes first.
+# `ours` rather than `kill -0` to wait: it is also false for a zombie.
+while read -r name pid _; do
+  if [[ -z "${pid:-}" ]] || ! ours "${name}" "${pid}"; then continue; fi
+  log "stopping ${name} (pid ${pid})"
+  kill -TERM "${pid}" 2>/dev/null || true
+  deadline=$((SECONDS + GRACE))
+  while ours "${name}" "${pid}" && ((SECONDS < deadline)); do sleep 0.1; done
   if ours "${name}" "${pid}"; then
-    log "stopping ${name} (pid ${pid})"
-    kill -TERM "${pid}" 2>/dev/null || true
-    pids+=("${pid}")
-  fi
-done
-
-deadline=$((SECONDS + GRACE))
-for pid in "${pids[@]}"; do
-  while kill -0 "${pid}" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  if kill -0 "${pid}" 2>/dev/null; then
-    log "pid ${pid} still running after ${GRACE}s, sending SIGKILL"
+    log "${name} (pid ${pid}) still running after ${GRACE}s, sending SIGKILL"
     kill -KILL "${pid}" 2>/dev/null || true
+    for _ in {1..50}; do ours "${name}" "${pid}" || break; sleep 0.1; done
   fi
-done
+done < <(tac "${PIDS_FILE}")
 rm -f "${PIDS_FILE}"

@@ -2,8 +2,9 @@
 # Starts a throw-away Kubernetes control plane for integration tests, on
 # loopback only: etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 # and KWOK simulating three nodes. State lives in ${APPSTACK_CLUSTER_DIR:-
-# <repo>/target/cluster}: kubeconfig, env, pids, logs/, pki/, etcd/ (wiped on
-# every start). A cluster previously started from the same dir is stopped first.
+# <repo>/target/cluster}: kubeconfig, env, pids, pki/ (reused), logs/, etcd/
+# and pv/ (wiped on every start). A cluster previously started from the same
+# dir is stopped first.
 #
 # Env: APPSTACK_CLUSTER_PORT (default 16443; ports PORT..PORT+4 are used),
 #      APPSTACK_CLUSTER_DIR, APPSTACK_CLUSTER_CACHE (see build.sh),
@@ -31,8 +32,8 @@ start_time=${SECONDS}
 PKI="${CLUSTER_DIR}/pki"
 LOGS="${CLUSTER_DIR}/logs"
 KUBECONFIG_FILE="${CLUSTER_DIR}/kubeconfig"
-rm -rf "${CLUSTER_DIR}/etcd" "${PKI}" "${LOGS}" "${CLUSTER_DIR}/pv"
-mkdir -p "${PKI}" "${LOGS}" "${CLUSTER_DIR}/pv"
+rm -rf "${CLUSTER_DIR}/etcd" "${LOGS}" "${CLUSTER_DIR}/pv"
+mkdir -p "${LOGS}" "${CLUSTER_DIR}/pv"
 : >"${PIDS_FILE}"
 
 # If anything fails from here on: show the relevant log, stop what was started.
@@ -61,14 +62,23 @@ done
 # ---------------------------------------------------------------- certificates
 command -v openssl >/dev/null || { log "openssl is required"; exit 1; }
 
-# new_cert <name> <CN> <O or ""> <extensions>: key + cert signed by the CA.
+new_key() { openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null; }
+
+# new_ca <name> <CN>
+new_ca() {
+  new_key "${PKI}/$1.key"
+  openssl req -x509 -new -key "${PKI}/$1.key" -subj "/CN=$2" -days 365 -sha256 \
+    -out "${PKI}/$1.crt" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign"
+}
+
+# new_cert <name> <CN> <O or ""> <extensions> [<CA name>]: key + signed cert.
 new_cert() {
-  local name="$1" cn="$2" org="$3" ext="$4" subj="/CN=$2"
+  local name="$1" cn="$2" org="$3" ext="$4" ca="${5:-ca}" subj="/CN=$2"
   [[ -z "${org}" ]] || subj="/O=${org}/CN=${cn}"
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
-    -out "${PKI}/${name}.key" 2>/dev/null
+  new_key "${PKI}/${name}.key"
   openssl req -new -key "${PKI}/${name}.key" -subj "${subj}" -out "${PKI}/${name}.csr"
-  openssl x509 -req -in "${PKI}/${name}.csr" -CA "${PKI}/ca.crt" -CAkey "${PKI}/ca.key" \
+  openssl x509 -req -in "${PKI}/${name}.csr" -CA "${PKI}/${ca}.crt" -CAkey "${PKI}/${ca}.key" \
     -CAcreateserial -days 365 -sha256 -out "${PKI}/${name}.crt" \
     -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" \
       "keyUsage=critical,digitalSignature,keyEncipherment" "${ext}") 2>/dev/null
@@ -76,11 +86,7 @@ new_cert() {
 }
 
 gen_pki() {
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "${PKI}/ca.key" 2>/dev/null
-  openssl req -x509 -new -key "${PKI}/ca.key" -subj "/CN=appstack-test-ca" -days 365 \
-    -sha256 -out "${PKI}/ca.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign"
+  new_ca ca appstack-test-ca
   local client="extendedKeyUsage=clientAuth"
   new_cert apiserver kube-apiserver "" "extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
@@ -89,8 +95,13 @@ subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:ku
   new_cert admin kubernetes-admin system:masters "${client}"
   new_cert controller-manager system:kube-controller-manager "" "${client}"
   new_cert scheduler system:kube-scheduler "" "${client}"
+  # Aggregation layer (request-header authentication). Nothing is aggregated,
+  # but without it kube-controller-manager and kube-scheduler keep logging
+  # errors about the missing requestheader CA.
+  new_ca front-proxy-ca front-proxy-ca
+  new_cert front-proxy-client front-proxy-client "" "${client}" front-proxy-ca
   # ServiceAccount token signing key pair.
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "${PKI}/sa.key" 2>/dev/null
+  new_key "${PKI}/sa.key"
   openssl pkey -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub"
   chmod 600 "${PKI}"/*.key
 }
@@ -121,8 +132,22 @@ EOF
   chmod 600 "$1"
 }
 
-log "generating certificates in ${PKI}"
-gen_pki
+# Certificates are kept across restarts (faster, and the kubeconfig stays
+# valid) unless incomplete or expiring within a day.
+pki_valid() {
+  local f
+  for f in ca front-proxy-ca apiserver admin controller-manager scheduler front-proxy-client; do
+    [[ -f "${PKI}/${f}.key" ]] && openssl x509 -checkend 86400 -noout -in "${PKI}/${f}.crt" \
+      >/dev/null 2>&1 || return 1
+  done
+  [[ -f "${PKI}/sa.key" && -f "${PKI}/sa.pub" ]]
+}
+if ! pki_valid; then
+  log "generating certificates in ${PKI}"
+  rm -rf "${PKI}"
+  mkdir -p "${PKI}"
+  gen_pki
+fi
 write_kubeconfig "${KUBECONFIG_FILE}" admin
 write_kubeconfig "${PKI}/controller-manager.kubeconfig" controller-manager
 write_kubeconfig "${PKI}/scheduler.kubeconfig" scheduler
@@ -194,7 +219,14 @@ start kube-apiserver \
   --service-cluster-ip-range="${SERVICE_CIDR}" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="${PKI}/sa.pub" \
-  --service-account-signing-key-file="${PKI}/sa.key"
+  --service-account-signing-key-file="${PKI}/sa.key" \
+  --requestheader-client-ca-file="${PKI}/front-proxy-ca.crt" \
+  --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User \
+  --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="${PKI}/front-proxy-client.crt" \
+  --proxy-client-key-file="${PKI}/front-proxy-client.key"
 wait_for "kube-apiserver /readyz" kube-apiserver \
   curl_ok --cacert "${PKI}/ca.crt" --cert "${PKI}/admin.crt" --key "${PKI}/admin.key" \
   "https://127.0.0.1:${PORT}/readyz"
@@ -282,6 +314,8 @@ export KUBECONFIG='${KUBECONFIG_FILE}'
 export PATH='${BIN_DIR}':"\$PATH"
 EOF
 
+down_cmd="${CLUSTER_SRC}/down.sh"
+[[ -z "${APPSTACK_CLUSTER_DIR:-}" ]] || down_cmd="APPSTACK_CLUSTER_DIR='${CLUSTER_DIR}' ${down_cmd}"
 current_log=""
 log "cluster up in $((SECONDS - start_time))s"
 cat <<EOF
@@ -290,5 +324,5 @@ Kubernetes ${K8S_VERSION} test cluster is up: https://127.0.0.1:${PORT}
   binaries:   ${BIN_DIR}
   logs:       ${LOGS}
 Use it with:   source '${CLUSTER_DIR}/env' && kubectl get nodes
-Stop it with:  ${CLUSTER_SRC}/down.sh
+Stop it with:  ${down_cmd}
 EOF
