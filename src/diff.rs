@@ -38,6 +38,25 @@ fn contains_at(observed: &Value, desired: &Value, quantities: bool) -> bool {
     }
 }
 
+/// Lay `top` over `base`: maps merge key by key, everything else (lists, scalars) is replaced.
+/// Used to restore a child whose drift server-side apply cannot undo, keeping the fields the
+/// API server filled in (a Service's `clusterIP`) while our lists replace theirs wholesale.
+pub fn overlay(base: &mut Value, top: &Value) {
+    match (base, top) {
+        (Value::Object(base), Value::Object(top)) => {
+            for (key, value) in top {
+                match base.get_mut(key) {
+                    Some(existing) => overlay(existing, value),
+                    None => {
+                        base.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top.clone(),
+    }
+}
+
 /// The API server drops empty maps and lists, so their absence is no difference.
 fn is_empty(value: &Value) -> bool {
     match value {
@@ -85,6 +104,18 @@ mod tests {
             !contains(&env_rewritten, &desired),
             "env values are plain strings"
         );
+    }
+
+    #[test]
+    fn overlay_replaces_lists_and_keeps_server_fields() {
+        let mut observed = json!({"spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 9999}, {"port": 8080}], "selector": {"a": "x", "b": "y"}}});
+        let desired = json!({"spec": {"ports": [{"port": 8080}], "selector": {"a": "z"}}});
+        overlay(&mut observed, &desired);
+        assert_eq!(
+            observed,
+            json!({"spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 8080}], "selector": {"a": "z", "b": "y"}}})
+        );
+        assert!(contains(&observed, &desired));
     }
 
     #[test]

@@ -9,18 +9,12 @@ mod common;
 use common::{TestEnv, kubectl, repo};
 use k8s_openapi::api::apps::v1::Deployment;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn install_manifest_is_accepted_by_the_api_server() {
-    // Server-side dry run: full admission (RBAC objects, Pod Security of the operator pod in a
-    // namespace that enforces "restricted") without leaving an operator Deployment behind that
-    // would compete with the in-process ones.
-    let (ok, output) = kubectl(&[
-        "apply",
-        "--server-side",
-        "--dry-run=server",
-        "-f",
-        "deploy/install.yaml",
-    ]);
+    // A real apply: RBAC objects, and the operator Deployment admitted by Pod Security in a
+    // namespace that enforces "restricted". Its pod lands on a fake KWOK node, so it does not
+    // actually run and cannot compete with the in-process operators of the other tests.
+    let (ok, output) = kubectl(&["apply", "-f", "deploy/install.yaml"]);
     assert!(ok, "{output}");
     for object in [
         "customresourcedefinition.apiextensions.k8s.io/appstacks.appstack.dev",
@@ -29,11 +23,44 @@ async fn install_manifest_is_accepted_by_the_api_server() {
     ] {
         assert!(output.contains(object), "{object} in {output}");
     }
+    let (ok, output) = kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        "appstack-system",
+        "deployment/appstack-operator",
+        "--timeout=90s",
+    ]);
+    assert!(ok, "operator Deployment admitted and available: {output}");
+    let (ok, output) = kubectl(&[
+        "auth",
+        "can-i",
+        "patch",
+        "deployments",
+        "--as=system:serviceaccount:appstack-system:appstack-operator",
+        "-n",
+        "default",
+    ]);
+    assert!(ok && output.trim() == "yes", "{output}");
+    let (_, output) = kubectl(&[
+        "auth",
+        "can-i",
+        "delete",
+        "deployments",
+        "--as=system:serviceaccount:appstack-system:appstack-operator",
+        "-n",
+        "default",
+    ]);
+    assert_eq!(
+        output.trim(),
+        "no",
+        "least privilege: garbage collection deletes Deployments"
+    );
     let (ok, output) = kubectl(&["kustomize", "deploy/"]);
     assert!(ok && output.contains("kind: ClusterRole"), "{output}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_documents_the_api() {
     let _env = TestEnv::without_operator("explain").await; // installs the CRD
     let (ok, output) = kubectl(&["explain", "appstack.spec.database"]);
@@ -46,7 +73,7 @@ async fn explain_documents_the_api() {
     _env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_wait_get_and_scale_with_kubectl() {
     let env = TestEnv::start("kubectl").await;
     let ns = env.namespace.clone();

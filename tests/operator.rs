@@ -31,7 +31,7 @@ fn controlled_by_stack<K: Resource>(object: &K, stack: &AppStack) -> bool {
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() {
     let env = TestEnv::start("example").await;
     env.apply_stack(&books("books"))
@@ -104,7 +104,7 @@ async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() 
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_stacks_are_rejected_at_apply_time_naming_the_field() {
     let env = TestEnv::without_operator("invalid").await;
     let cases = [
@@ -182,7 +182,7 @@ async fn invalid_stacks_are_rejected_at_apply_time_naming_the_field() {
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_in_children_is_undone() {
     let env = TestEnv::start("drift").await;
     env.apply_stack(&small_stack("shop", "")).await.unwrap();
@@ -208,19 +208,26 @@ async fn drift_in_children_is_undone() {
     env.wait_for::<Deployment, _>("shop-api", "re-created", |d| d.metadata.uid != old_uid)
         .await;
 
-    // An edited Service port is restored.
+    // An edited Service is restored: selector and ports. Renaming the port makes server-side
+    // apply's union of the two port lists invalid, so this also proves the replace fallback.
     env.api::<Service>()
         .patch(
             "shop-frontend",
             &PatchParams::default(),
-            &Patch::Merge(
-                json!({"spec": {"ports": [{"name": "http", "port": 9999, "targetPort": "http"}]}}),
-            ),
+            &Patch::Merge(json!({"spec": {
+                "ports": [{"name": "http", "port": 9999, "targetPort": "http"}],
+                "selector": {"app.kubernetes.io/component": "api"},
+            }})),
         )
         .await
         .unwrap();
-    env.wait_for::<Service, _>("shop-frontend", "port restored", |s| {
-        s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port == 8080
+    env.wait_for::<Service, _>("shop-frontend", "port and selector restored", |s| {
+        let spec = s.spec.as_ref().unwrap();
+        let ports = spec.ports.as_ref().unwrap();
+        ports
+            .iter()
+            .any(|p| p.port == 8080 && p.name.as_deref() == Some("http"))
+            && spec.selector.as_ref().unwrap()["app.kubernetes.io/component"] == "frontend"
     })
     .await;
 
@@ -267,7 +274,7 @@ async fn drift_in_children_is_undone() {
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_is_stable_and_a_no_op_reconcile_writes_nothing() {
     let mut env = TestEnv::start("stable").await;
     env.apply_stack(&books("books")).await.unwrap();
@@ -378,7 +385,7 @@ fn child_writes(text: &str) -> u64 {
     metric_sum(text, "appstack_child_writes_total")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autoscaling_and_ingress_come_and_go_and_replicas_are_left_to_the_autoscaler() {
     let env = TestEnv::start("toggle").await;
     env.apply_stack(&books("books")).await.unwrap();
@@ -442,7 +449,7 @@ async fn autoscaling_and_ingress_come_and_go_and_replicas_are_left_to_the_autosc
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_stack_keeps_its_data_and_a_recreated_stack_adopts_it() {
     let env = TestEnv::start("retain").await;
     env.apply_stack(&small_stack("keep", "")).await.unwrap();
@@ -499,7 +506,7 @@ async fn deleting_a_stack_keeps_its_data_and_a_recreated_stack_adopts_it() {
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_stack_without_retention_removes_its_data() {
     let env = TestEnv::start("purge").await;
     env.apply_stack(&small_stack("gone", "retainOnDelete: false"))
@@ -533,7 +540,7 @@ async fn deleting_a_stack_without_retention_removes_its_data() {
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_clash_blocks_the_stack_and_leaves_the_foreign_object_alone() {
     let env = TestEnv::start("clash").await;
     let foreign: Service = serde_json::from_value(json!({
@@ -581,7 +588,7 @@ async fn a_name_clash_blocks_the_stack_and_leaves_the_foreign_object_alone() {
     env.finish().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_existing_secret_is_reported_not_generated() {
     let env = TestEnv::start("nosecret").await;
     env.apply_stack(&small_stack("ext", "existingSecret: vault-db"))

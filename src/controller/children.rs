@@ -112,7 +112,12 @@ impl<'a> Children<'a> {
             if matches_desired(&existing, desired) {
                 return Ok(existing);
             }
-            let applied = self.server_side_apply(&name, desired).await?;
+            let applied = match self.server_side_apply(&name, desired).await {
+                // Server-side apply keeps list entries that others added, and the union can be
+                // invalid (a Service port renamed by hand clashes with ours): replace instead.
+                Err(Error::Rejected { .. }) => self.replace_merged(existing, desired).await?,
+                result => result?,
+            };
             self.record_write::<K>("Updated", &name).await;
             Ok(applied)
         } else {
@@ -120,6 +125,36 @@ impl<'a> Children<'a> {
             self.record_write::<K>("Created", &name).await;
             Ok(applied)
         }
+    }
+
+    /// Replace `existing` with `desired` laid over it (see [`diff::overlay`]), guarded by its
+    /// resourceVersion.
+    async fn replace_merged<K: Child>(&self, existing: K, desired: &K) -> Result<K, Error> {
+        let name = desired.name_any();
+        let invalid = |e: serde_json::Error| Error::Rejected {
+            kind: <K as Child>::KIND,
+            name: name.clone(),
+            message: e.to_string(),
+            source: Box::new(kube::Error::SerdeError(e)),
+        };
+        let mut merged = serde_json::to_value(&existing).map_err(invalid)?;
+        diff::overlay(
+            &mut merged,
+            &serde_json::to_value(desired).map_err(invalid)?,
+        );
+        if let Some(meta) = merged.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            // Absent managedFields keep the server's record; sent ones would overwrite it.
+            meta.remove("managedFields");
+        }
+        let object: K = serde_json::from_value(merged).map_err(invalid)?;
+        let params = kube::api::PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        self.api::<K>()
+            .replace(&name, &params, &object)
+            .await
+            .map_err(|e| Error::from_kube(<K as Child>::KIND, &name, e))
     }
 
     async fn server_side_apply<K: Child>(&self, name: &str, desired: &K) -> Result<K, Error> {
