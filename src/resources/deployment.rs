@@ -315,6 +315,11 @@ mod tests {
         }
     }
 
+    fn template_meta(deployment: &Deployment) -> &ObjectMeta {
+        let template = &deployment.spec.as_ref().unwrap().template;
+        template.metadata.as_ref().unwrap()
+    }
+
     fn pod(deployment: &Deployment) -> &PodSpec {
         deployment
             .spec
@@ -351,16 +356,7 @@ mod tests {
             container.env.as_ref().unwrap().last().unwrap().name,
             "FLASK_ENV"
         );
-        let annotations = api
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .metadata
-            .as_ref()
-            .unwrap()
-            .annotations
-            .as_ref();
+        let annotations = template_meta(&api).annotations.as_ref();
         assert_eq!(annotations.unwrap()[CREDENTIALS_HASH_ANNOTATION], "abc123");
     }
 
@@ -512,17 +508,7 @@ mod tests {
                 .match_labels
                 .clone()
                 .unwrap();
-            let template_labels = d
-                .spec
-                .as_ref()
-                .unwrap()
-                .template
-                .metadata
-                .as_ref()
-                .unwrap()
-                .labels
-                .clone()
-                .unwrap();
+            let template_labels = template_meta(&d).labels.clone().unwrap();
             assert!(
                 selector
                     .iter()

@@ -17,6 +17,7 @@ use appstack_operator::metrics::Metrics;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, Resource};
@@ -285,25 +286,23 @@ impl TestEnv {
     }
 }
 
-/// Status of the stack's condition `type_`.
-pub fn condition<'a>(stack: &'a AppStack, type_: &str) -> Option<&'a str> {
+fn find_condition<'a>(stack: &'a AppStack, type_: &str) -> Option<&'a Condition> {
     stack
         .status
         .as_ref()?
         .conditions
         .iter()
         .find(|c| c.type_ == type_)
-        .map(|c| c.status.as_str())
 }
 
+/// Status of the stack's condition `type_`.
+pub fn condition<'a>(stack: &'a AppStack, type_: &str) -> Option<&'a str> {
+    find_condition(stack, type_).map(|c| c.status.as_str())
+}
+
+/// Reason of the stack's condition `type_`.
 pub fn reason<'a>(stack: &'a AppStack, type_: &str) -> Option<&'a str> {
-    stack
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| c.reason.as_str())
+    find_condition(stack, type_).map(|c| c.reason.as_str())
 }
 
 /// Poll `probe` every 250 ms until it yields a value or `timeout` passes.
