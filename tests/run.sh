@@ -25,7 +25,7 @@ fi
 log "cargo fmt --check, clippy, shellcheck"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-shellcheck tests/*.sh tests/cluster/*.sh tests/e2e/*.sh deploy/*.sh .ci/run
+shellcheck -x tests/*.sh tests/cluster/*.sh tests/e2e/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
 operator_pid=""
@@ -35,6 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 bash tests/cluster/up.sh
+bash tests/cluster/smoke-test.sh
 # shellcheck source=/dev/null
 source target/cluster/env
 
