@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestEnv, kubectl, repo};
+use common::{TestEnv, eventually, kubectl, repo};
 use k8s_openapi::api::apps::v1::Deployment;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,8 +63,13 @@ async fn install_manifest_is_accepted_by_the_api_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_documents_the_api() {
     let _env = TestEnv::without_operator("explain").await; // installs the CRD
-    let (ok, output) = kubectl(&["explain", "appstack.spec.database"]);
-    assert!(ok, "{output}");
+    // The API server publishes a new CRD's OpenAPI schema a moment after it is established.
+    let explained = eventually(common::TIMEOUT, || async {
+        let (ok, output) = kubectl(&["explain", "appstack.spec.database"]);
+        ok.then_some(output)
+    })
+    .await;
+    let output = explained.expect("kubectl explain appstack.spec.database succeeds");
     for field in ["retainOnDelete", "existingSecret", "storage"] {
         assert!(output.contains(field), "{field} in {output}");
     }
