@@ -3,7 +3,7 @@
 #   1. formatting and lints (cargo fmt, clippy, shellcheck);
 #   2. the local control plane (built from the Kubernetes Go modules, cached), then
 #      `cargo test`: unit tests plus the integration tests against that control plane;
-#   3. the e2e script against the same control plane, with the operator as a local process;
+#   3. the README's one-command trial (tests/cluster/try.sh) and the e2e script against it;
 #   4. the sample app's pytest (real Postgres) and Vitest suites, and actionlint.
 # The control plane is always stopped at the end.
 set -euo pipefail
@@ -28,12 +28,7 @@ cargo clippy --all-targets --locked -- -D warnings
 shellcheck -x tests/*.sh tests/cluster/*.sh tests/e2e/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
-operator_pid=""
-cleanup() {
-  [ -z "$operator_pid" ] || kill "$operator_pid" 2>/dev/null || true
-  bash tests/cluster/down.sh || true
-}
-trap cleanup EXIT
+trap 'bash tests/cluster/down.sh || true' EXIT
 bash tests/cluster/up.sh
 bash tests/cluster/smoke-test.sh
 # shellcheck source=/dev/null
@@ -42,16 +37,11 @@ source target/cluster/env
 log "cargo test (unit + integration)"
 cargo test --locked
 
-log "e2e script against the local control plane (operator as a local process)"
-cargo build --locked --quiet
-mkdir -p target/cluster/logs
-"${CARGO_TARGET_DIR:-target}/debug/appstack-operator" run --metrics-address 127.0.0.1:18080 \
-  > target/cluster/logs/e2e-operator.log 2>&1 &
-operator_pid=$!
+# The README's one-command trial (a fresh control plane, the operator as a local process, the
+# books stack Ready), then the e2e script against it with that operator.
+log "tests/cluster/try.sh, then the e2e script against it"
+bash tests/cluster/try.sh
 E2E_OPERATOR=external E2E_SKIP_TRAFFIC=1 bash tests/e2e/run.sh "$KUBECONFIG"
-kill "$operator_pid"
-wait "$operator_pid" 2>/dev/null || true
-operator_pid=""
 
 log "sample app (pytest + Vitest) and workflow lint"
 bash tests/sample-app.sh
