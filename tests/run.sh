@@ -38,9 +38,10 @@ log "cargo test (unit + integration)"
 cargo test --locked
 
 # The README's one-command trial (a fresh control plane, the operator as a local process, the
-# books stack Ready), then the e2e script against it with that operator.
+# books stack Ready), then the e2e script against it with that operator. The trial uses its own
+# namespace so that the e2e script creates, waits for and deletes a stack of its own.
 log "tests/cluster/try.sh, then the e2e script against it"
-bash tests/cluster/try.sh
+TRY_NAMESPACE=try bash tests/cluster/try.sh
 E2E_OPERATOR=external E2E_SKIP_TRAFFIC=1 bash tests/e2e/run.sh "$KUBECONFIG"
 
 log "sample app (pytest + Vitest) and workflow lint"
