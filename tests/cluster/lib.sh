@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034
-# Shared settings for build.sh / up.sh / down.sh / bin-dir.sh. Source it; it
+# Shared settings for build.sh / up.sh / down.sh / try.sh / bin-dir.sh. Source it; it
 # defines variables and helpers only and has no side effects.
 
 CLUSTER_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,5 +30,50 @@ BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwo
 CLUSTER_DIR="${APPSTACK_CLUSTER_DIR:-${REPO_ROOT}/target/cluster}"
 [[ "${CLUSTER_DIR}" == /* ]] || CLUSTER_DIR="${PWD}/${CLUSTER_DIR}"
 PIDS_FILE="${CLUSTER_DIR}/pids"
+LOGS="${CLUSTER_DIR}/logs"
+TIMEOUT="${APPSTACK_CLUSTER_TIMEOUT:-120}" # seconds wait_for waits
 
 log() { echo "[cluster] $*" >&2; }
+
+# start_process <name> <executable> <args...>: runs it in the background, logging
+# to logs/<name>.log, and records "<name> <pid>" in the pids file for down.sh.
+start_process() {
+  local name="$1" executable="$2"
+  shift 2
+  current_log="${LOGS}/${name}.log"
+  "${executable}" "$@" </dev/null >"${current_log}" 2>&1 &
+  echo "${name} $!" >>"${PIDS_FILE}"
+  log "started ${name} (pid $!, log ${current_log})"
+}
+
+# wait_for <what> <pid name> <command...>: polls the command until it succeeds;
+# fails early if the process died and after TIMEOUT seconds.
+wait_for() {
+  local what="$1" name="$2" deadline=$((SECONDS + TIMEOUT)) pid
+  shift 2
+  pid="$(awk -v n="${name}" '$1 == n { print $2 }' "${PIDS_FILE}")"
+  current_log="${LOGS}/${name}.log"
+  until "$@" >/dev/null 2>&1; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      log "${name} exited while waiting for ${what}"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${TIMEOUT}s waiting for ${what}"
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "${what}: ok"
+}
+
+# The check of the apiserver /readyz and component /healthz endpoints: body "ok".
+curl_ok() { [[ "$(curl -fsS --max-time 5 "$@")" == ok ]]; }
+
+# On failure: the last lines of the log of the process being started or waited for.
+show_current_log() {
+  if [[ -n "${current_log:-}" && -f "${current_log}" ]]; then
+    log "last lines of ${current_log}:"
+    tail -n 40 "${current_log}" >&2
+  fi
+}

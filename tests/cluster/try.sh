@@ -26,9 +26,10 @@ source "${CLUSTER_DIR}/env"
 kubectl apply -f crd/appstack.yaml
 kubectl wait --for=condition=Established crd/appstacks.appstack.dev --timeout=60s
 
-"${operator}" run --metrics-address "${METRICS}" </dev/null >"${CLUSTER_DIR}/logs/operator.log" 2>&1 &
-echo "appstack-operator $!" >>"${PIDS_FILE}"
-log "started the operator (pid $!, log ${CLUSTER_DIR}/logs/operator.log, metrics http://${METRICS}/metrics)"
+# From here on a failure shows the operator's log (an occupied metrics port, a crash, ...).
+trap 'rc=$?; ((rc == 0)) || show_current_log' EXIT
+start_process appstack-operator "${operator}" run --metrics-address "${METRICS}"
+wait_for "operator /readyz (http://${METRICS})" appstack-operator curl_ok "http://${METRICS}/readyz"
 
 kubectl create namespace "${NS}" --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace "${NS}" pod-security.kubernetes.io/enforce=restricted --overwrite

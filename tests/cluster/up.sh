@@ -21,7 +21,6 @@ ETCD_PEER_PORT=$((PORT + 2))
 KCM_PORT=$((PORT + 3))
 SCHED_PORT=$((PORT + 4))
 PV_COUNT="${APPSTACK_CLUSTER_PVS:-40}"
-TIMEOUT="${APPSTACK_CLUSTER_TIMEOUT:-120}"
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_IP=10.96.0.1 # first IP of SERVICE_CIDR: the `kubernetes` Service
 
@@ -30,7 +29,6 @@ start_time=${SECONDS}
 "${CLUSTER_SRC}/down.sh"
 
 PKI="${CLUSTER_DIR}/pki"
-LOGS="${CLUSTER_DIR}/logs"
 KUBECONFIG_FILE="${CLUSTER_DIR}/kubeconfig"
 rm -rf "${CLUSTER_DIR}/etcd" "${LOGS}" "${CLUSTER_DIR}/pv"
 mkdir -p "${LOGS}" "${CLUSTER_DIR}/pv"
@@ -41,10 +39,7 @@ current_log=""
 on_exit() {
   local rc=$?
   if ((rc != 0)); then
-    if [[ -n "${current_log}" && -f "${current_log}" ]]; then
-      log "last lines of ${current_log}:"
-      tail -n 40 "${current_log}" >&2
-    fi
+    show_current_log
     log "cluster did not come up (exit ${rc}); stopping what was started"
     "${CLUSTER_SRC}/down.sh" || true
   fi
@@ -153,40 +148,13 @@ write_kubeconfig "${PKI}/controller-manager.kubeconfig" controller-manager
 write_kubeconfig "${PKI}/scheduler.kubeconfig" scheduler
 
 # ------------------------------------------------------------------- processes
-# start <name> <args...>: runs ${BIN_DIR}/<name> in the background, logging to
-# logs/<name>.log, and records "<name> <pid>" for down.sh.
+# start <name> <args...>: runs ${BIN_DIR}/<name> with start_process (lib.sh).
 start() {
   local name="$1"
   shift
-  current_log="${LOGS}/${name}.log"
-  "${BIN_DIR}/${name}" "$@" </dev/null >"${current_log}" 2>&1 &
-  echo "${name} $!" >>"${PIDS_FILE}"
-  log "started ${name} (pid $!, log ${current_log})"
+  start_process "${name}" "${BIN_DIR}/${name}" "$@"
 }
 
-# wait_for <what> <pid name> <command...>: polls the command until it succeeds;
-# fails early if the process died and after TIMEOUT seconds.
-wait_for() {
-  local what="$1" name="$2" deadline=$((SECONDS + TIMEOUT)) pid
-  shift 2
-  pid="$(awk -v n="${name}" '$1 == n { print $2 }' "${PIDS_FILE}")"
-  current_log="${LOGS}/${name}.log"
-  until "$@" >/dev/null 2>&1; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-      log "${name} exited while waiting for ${what}"
-      return 1
-    fi
-    if ((SECONDS >= deadline)); then
-      log "timed out after ${TIMEOUT}s waiting for ${what}"
-      return 1
-    fi
-    sleep 0.5
-  done
-  log "${what}: ok"
-}
-
-# Same check as the apiserver /readyz and component /healthz endpoints: body "ok".
-curl_ok() { [[ "$(curl -fsS --max-time 5 "$@")" == ok ]]; }
 KUBECTL=("${BIN_DIR}/kubectl" --kubeconfig "${KUBECONFIG_FILE}")
 
 # etcd: single member, plain HTTP on loopback. Test data is disposable, so skip
