@@ -6,9 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use appstack_operator::crd::{AppStack, Phase};
-use common::{TestEnv, books, condition, eventually, reason, small_stack};
+use common::{TIMEOUT, TestEnv, books, condition, eventually, reason, small_stack};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -34,6 +35,12 @@ fn controlled_by_stack<K: Resource>(object: &K, stack: &AppStack) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() {
     let env = TestEnv::start("example").await;
+    // /readyz turns ok once the AppStack cache has synced, before any stack exists.
+    let ready = eventually(TIMEOUT, || async {
+        env.ready.load(Ordering::Relaxed).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "operator ready within {TIMEOUT:?}");
     env.apply_stack(&books("books"))
         .await
         .expect("example applies");
@@ -299,7 +306,7 @@ async fn password_is_stable_and_a_no_op_reconcile_writes_nothing() {
         .await
         .unwrap()
         .resource_version();
-    eventually(common::TIMEOUT, || async {
+    eventually(TIMEOUT, || async {
         let text = env.metrics.encode();
         (reconcile_count(&text) > reconcile_count(&writes_before)).then_some(())
     })

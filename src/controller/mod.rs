@@ -21,8 +21,8 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -144,7 +144,20 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
     // Only the operator's own children are watched, so memory grows with them and not with
     // every Secret and Deployment in the cluster.
     let children = watcher::Config::default().labels(&managed_selector());
-    let controller = Controller::new(scope.api::<AppStack>(&client), watcher::Config::default())
+    // The AppStack watch is built here, not by `Controller::new`, so that its InitDone event can
+    // mark the operator ready. `Store::wait_until_ready` wakes only its last waiter and the
+    // controller's runner is one, so a second waiter would never wake.
+    let (stacks_cache, stacks_writer) = reflector::store();
+    let stacks = watcher(scope.api::<AppStack>(&client), watcher::Config::default())
+        .reflect(stacks_writer)
+        .inspect(move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) && !ready.swap(true, Ordering::Relaxed)
+            {
+                tracing::info!("AppStack cache synced; ready");
+            }
+        })
+        .applied_objects();
+    let controller = Controller::for_stream(stacks, stacks_cache)
         .owns(scope.api::<Deployment>(&client), children.clone())
         .owns(scope.api::<Service>(&client), children.clone())
         .owns(scope.api::<Ingress>(&client), children.clone())
@@ -160,13 +173,6 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
             stack_of,
         )
         .shutdown_on_signal();
-    let store = controller.store();
-    tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.store(true, Ordering::Relaxed);
-            tracing::info!("AppStack cache synced; ready");
-        }
-    });
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

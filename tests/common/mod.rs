@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use appstack_operator::controller::{self, Context, Scope};
@@ -98,6 +98,8 @@ pub struct TestEnv {
     pub client: Client,
     pub namespace: String,
     pub metrics: Arc<Metrics>,
+    /// What the operator's /readyz reports.
+    pub ready: Arc<AtomicBool>,
     operator: Option<JoinHandle<()>>,
 }
 
@@ -133,6 +135,7 @@ impl TestEnv {
             client,
             namespace,
             metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(false)),
             operator: None,
         }
     }
@@ -147,12 +150,12 @@ impl TestEnv {
         let scope = Scope {
             namespace: Some(self.namespace.clone()),
         };
-        let ready = Arc::new(AtomicBool::new(false));
+        self.ready.store(false, Ordering::Relaxed);
         self.operator = Some(tokio::spawn(controller::run(
             self.client.clone(),
             scope,
             ctx,
-            ready,
+            self.ready.clone(),
         )));
     }
 
