@@ -1,17 +1,22 @@
 //! appstack-operator: runs a Flask API, a Postgres database and a React frontend from one
 //! `AppStack` custom resource.
 //!
-//! The pipeline is `validate → build → apply → status`: [`validate`] and [`resources`] and
-//! [`status`] are pure (no client), [`controller`] does the I/O.
+//! A reconcile is a pipeline: [`validate`] the spec into a [`stack::ValidStack`], read what
+//! exists (`controller::dereference`), decide every write in the pure [`plan`] (built from the
+//! pure [`resources`] builders), carry the writes out (`controller::execute`), and compute the
+//! [`status`] (pure) from the plan and what the writes returned. `render` prints the same plan.
 
 pub mod controller;
 pub mod crd;
-pub mod diff;
 pub mod metrics;
+pub mod names;
+pub mod plan;
 pub mod quantity;
+pub mod reasons;
 pub mod render;
 pub mod resources;
 pub mod server;
+pub mod stack;
 pub mod status;
 pub mod telemetry;
 pub mod validate;

@@ -1,12 +1,15 @@
 //! `appstack-operator render -f stack.yaml`: every object the operator would apply, offline, as
 //! multi-document YAML (like `helm template`).
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
 
 use crate::crd::AppStack;
-use crate::resources::pvc::data_claim;
-use crate::resources::secret::{Credentials, credentials_secret};
-use crate::resources::workloads;
+use crate::plan::child::{Existing, Object};
+use crate::plan::{Step, plan};
+use crate::resources::secret::{KEY_PASSWORD, KEY_USERNAME};
 use crate::validate::{SpecError, validate};
 
 /// Stands in for the password, which is generated in the cluster and never printed.
@@ -43,46 +46,19 @@ pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
             .get_or_insert_with(|| namespace.to_owned());
         let name = stack.metadata.name.clone().unwrap_or_default();
         let valid = validate(&stack).map_err(|source| RenderError::Invalid { name, source })?;
-        let secret = valid
-            .database
-            .existing_secret
-            .is_none()
-            .then(|| credentials_secret(&valid, PLACEHOLDER_PASSWORD));
-        let credentials = match &secret {
-            Some(secret) => Credentials::of_secret(secret),
-            None => Credentials {
-                secret_name: valid.credentials_secret_name(),
-                has_database_url: false,
-                hash: "hash-of-existing-secret".into(),
-            },
+        // Offline nothing exists; an `existingSecret` is assumed to be there.
+        let existing = Existing {
+            existing_secret: valid
+                .database
+                .existing_secret
+                .as_ref()
+                .map(|name| stand_in(name)),
+            ..Existing::default()
         };
-        let workloads = workloads(&valid, &credentials);
-        if let Some(secret) = &secret {
-            documents.push(to_yaml(secret)?);
-        }
-        documents.push(to_yaml(&data_claim(&valid, &valid.database.storage_size))?);
-        for (_, deployment) in &workloads.deployments {
-            documents.push(to_yaml(deployment)?);
-        }
-        for service in &workloads.services {
-            documents.push(to_yaml(service)?);
-        }
-        for autoscaler in workloads
-            .autoscalers
-            .iter()
-            .filter_map(|o| o.object.as_ref())
-        {
-            documents.push(to_yaml(autoscaler)?);
-        }
-        for budget in workloads
-            .disruption_budgets
-            .iter()
-            .filter_map(|o| o.object.as_ref())
-        {
-            documents.push(to_yaml(budget)?);
-        }
-        if let Some(ingress) = &workloads.ingress.object {
-            documents.push(to_yaml(ingress)?);
+        for step in plan(&valid, &existing, PLACEHOLDER_PASSWORD).steps {
+            if let Step::Apply { object, .. } = step {
+                documents.push(to_yaml(&object)?);
+            }
         }
     }
     Ok(documents
@@ -91,8 +67,24 @@ pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
         .collect::<String>())
 }
 
-fn to_yaml<T: Serialize>(object: &T) -> Result<String, RenderError> {
-    serde_saphyr::to_string(object).map_err(|e| RenderError::Serialize(e.to_string()))
+fn to_yaml(object: &Object) -> Result<String, RenderError> {
+    serde_saphyr::to_string(&object.to_value()).map_err(|e| RenderError::Serialize(e.to_string()))
+}
+
+/// A Secret with the keys an `existingSecret` must have, standing in for the user's.
+fn stand_in(name: &str) -> Secret {
+    let data = [KEY_USERNAME, KEY_PASSWORD]
+        .into_iter()
+        .map(|key| (key.to_owned(), ByteString(PLACEHOLDER_PASSWORD.into())))
+        .collect::<BTreeMap<_, _>>();
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        data: Some(data),
+        ..Secret::default()
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,15 @@
 //! plus one per component. A condition keeps its `lastTransitionTime` unless its status flips, so
 //! an unchanged stack computes an identical status and the controller writes nothing.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{AppStackStatus, ComponentsStatus, DatabaseStatus, Phase, WorkloadStatus};
+use crate::plan::Hold;
+use crate::plan::child::{Kind, Object, Slot};
+use crate::stack::{Component, ValidStack};
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
@@ -81,6 +86,8 @@ pub struct Observed {
     pub generation: Option<i64>,
     pub deleting: bool,
     pub blocker: Option<Blocker>,
+    /// Waiting for something that goes away by itself (an earlier stack's claim).
+    pub waiting: Option<Blocker>,
     pub url: Option<String>,
     pub secret_name: Option<String>,
     pub claim_name: Option<String>,
@@ -88,6 +95,47 @@ pub struct Observed {
     pub database: Option<RolloutState>,
     pub api: Option<RolloutState>,
     pub frontend: Option<RolloutState>,
+}
+
+/// What status looks at: the plan's verdict and the children as the writes left them.
+pub fn observe(
+    stack: &ValidStack,
+    hold: Option<&Hold>,
+    children: &BTreeMap<Slot, Object>,
+    generation: Option<i64>,
+) -> Observed {
+    let rollout = |component: Component| match children
+        .get(&Slot::new(Kind::Deployment, stack.child_name(component)))
+    {
+        Some(Object::Deployment(deployment)) => Some(RolloutState::of(deployment)),
+        _ => None,
+    };
+    let claim_bound = match children.get(&Slot::new(Kind::Claim, stack.claim_name())) {
+        Some(Object::Claim(claim)) => {
+            claim.metadata.deletion_timestamp.is_none()
+                && claim.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+        }
+        _ => false,
+    };
+    Observed {
+        generation,
+        blocker: match hold {
+            Some(Hold::Blocked(blocker)) => Some(blocker.clone()),
+            _ => None,
+        },
+        waiting: match hold {
+            Some(Hold::Waiting(blocker)) => Some(blocker.clone()),
+            _ => None,
+        },
+        url: Some(stack.url()),
+        secret_name: Some(stack.credentials_secret_name()),
+        claim_name: Some(stack.claim_name()),
+        claim_bound,
+        database: rollout(Component::Database),
+        api: rollout(Component::Api),
+        frontend: rollout(Component::Frontend),
+        deleting: false,
+    }
 }
 
 /// One condition's verdict before timestamps are attached.
@@ -183,6 +231,16 @@ pub fn compute_status(
             },
             stalled,
         )
+    } else if let Some(waiting) = &observed.waiting {
+        (
+            Verdict {
+                ready: false,
+                stuck: false,
+                reason: waiting.reason,
+                message: waiting.message.clone(),
+            },
+            None,
+        )
     } else if all_ready {
         let message = components
             .iter()
@@ -220,6 +278,8 @@ pub fn compute_status(
         Phase::Failed
     } else if ready.ready {
         Phase::Ready
+    } else if observed.waiting.is_some() {
+        Phase::Progressing
     } else if stalled.is_some() || was_ready_and_spec_unchanged(old, observed.generation) {
         Phase::Degraded
     } else if components.iter().all(|v| !v.ready)
@@ -411,8 +471,17 @@ mod tests {
         };
         let mut stale = healthy();
         stale.api.as_mut().unwrap().current = false;
+        let waiting = Observed {
+            waiting: Some(Blocker {
+                reason: "WaitingForPreviousClaim",
+                message: "volume claim books-db-data is being deleted".into(),
+            }),
+            claim_bound: false,
+            database: None,
+            ..healthy()
+        };
 
-        let cases: [(&str, Observed, Summary); 7] = [
+        let cases: [(&str, Observed, Summary); 8] = [
             (
                 "all ready",
                 healthy(),
@@ -462,6 +531,17 @@ mod tests {
                     Phase::Progressing,
                     "False",
                     "RolloutInProgress",
+                    "True",
+                    "False",
+                ),
+            ),
+            (
+                "waiting for an earlier claim: progressing, not stalled",
+                waiting,
+                (
+                    Phase::Progressing,
+                    "False",
+                    "WaitingForPreviousClaim",
                     "True",
                     "False",
                 ),

@@ -4,7 +4,8 @@ use kube::api::ObjectMeta;
 use serde_json::{Value, json};
 
 use crate::crd::{AppStack, AppStackSpec};
-use crate::validate::{ValidStack, validate};
+use crate::stack::ValidStack;
+use crate::validate::validate;
 
 /// `books` in namespace `shop`, with the spec's top-level keys from `overrides` (YAML) replacing
 /// the minimal ones.

@@ -1,7 +1,8 @@
-//! Everything a reconcile can fail with. Blocking errors need a person (the spec, a clashing
-//! object, a Secret) and become `Stalled=True` in the status; the rest are transient and retried
+//! Everything a reconcile can fail with. Blocking errors need a person (the spec, a refused write,
+//! a clashing object) and become `Stalled=True` in the status; the rest are transient and retried
 //! with backoff.
 
+use crate::reasons;
 use crate::status::Blocker;
 use crate::validate::SpecError;
 
@@ -10,25 +11,9 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(#[source] SpecError),
 
-    #[error("{kind} {name} already exists and is not managed by this stack; rename or delete it")]
-    NameConflict { kind: &'static str, name: String },
-
-    #[error("Secret {name} named by spec.database.existingSecret does not exist")]
-    SecretNotFound { name: String },
-
-    #[error("Secret {name} lacks the keys {keys} (each must be present and non-empty)")]
-    SecretIncomplete { name: String, keys: String },
-
-    #[error(
-        "credentials Secret {secret} is missing while volume claim {claim} holds a database initialised with its password; \
-         restore the Secret, or delete the claim to start with an empty database"
-    )]
-    CredentialsLost { secret: String, claim: String },
-
-    #[error(
-        "credentials Secret {name} has no password; restore its `password` key (the database still expects the old one)"
-    )]
-    PasswordMissing { name: String },
+    /// The plan found something only a person can fix; the status already says what.
+    #[error("{}", .0.message)]
+    Blocked(Blocker),
 
     #[error("the API server rejected {kind} {name}: {message}")]
     Rejected {
@@ -73,33 +58,50 @@ impl Error {
         }
     }
 
-    /// Short, stable label for metrics and Event reasons.
-    pub fn reason(&self) -> &'static str {
+    /// The error inside the finalizer's wrapper, if any.
+    fn inner(&self) -> &Error {
         match self {
-            Error::InvalidSpec(_) => "InvalidSpec",
-            Error::NameConflict { .. } => "NameConflict",
-            Error::SecretNotFound { .. } => "SecretNotFound",
-            Error::SecretIncomplete { .. } => "SecretIncomplete",
-            Error::CredentialsLost { .. } => "CredentialsLost",
-            Error::PasswordMissing { .. } => "PasswordMissing",
-            Error::Rejected { .. } => "Rejected",
-            Error::Kube { .. } => "KubeError",
-            Error::Finalizer(inner) => match inner.as_ref() {
+            Error::Finalizer(wrapped) => match wrapped.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
-                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.reason(),
-                _ => "FinalizerError",
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.inner(),
+                _ => self,
             },
+            other => other,
         }
     }
 
-    /// The status blocker for errors that retrying alone cannot fix.
-    pub fn blocker(&self) -> Option<Blocker> {
-        match self {
-            Error::Kube { .. } | Error::Finalizer(_) => None,
-            blocking => Some(Blocker {
-                reason: blocking.reason(),
-                message: blocking.to_string(),
-            }),
+    /// Short, stable label for metrics and Event reasons.
+    pub fn reason(&self) -> &'static str {
+        match self.inner() {
+            Error::InvalidSpec(_) => reasons::INVALID_SPEC,
+            Error::Blocked(blocker) => blocker.reason,
+            Error::Rejected { .. } => reasons::REJECTED,
+            Error::Kube { .. } => reasons::API_ERROR,
+            Error::Finalizer(_) => "FinalizerError",
+        }
+    }
+
+    /// Retrying alone cannot fix it: a person must act.
+    pub fn is_blocking(&self) -> bool {
+        matches!(
+            self.inner(),
+            Error::InvalidSpec(_) | Error::Blocked(_) | Error::Rejected { .. }
+        )
+    }
+
+    /// Only a new spec can fix it: wait for one instead of retrying.
+    pub fn awaits_new_spec(&self) -> bool {
+        matches!(self.inner(), Error::InvalidSpec(_))
+    }
+
+    /// What the status says about this error.
+    pub fn blocker(&self) -> Blocker {
+        match self.inner() {
+            Error::Blocked(blocker) => blocker.clone(),
+            other => Blocker {
+                reason: other.reason(),
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -117,29 +119,27 @@ mod tests {
 
     #[test]
     fn client_errors_block_and_server_errors_retry() {
-        assert_eq!(
-            Error::from_kube("Service", "x", api_error(422)).reason(),
-            "Rejected"
-        );
-        assert!(
-            Error::from_kube("Service", "x", api_error(422))
-                .blocker()
-                .is_some()
-        );
+        let rejected = Error::from_kube("Service", "x", api_error(422));
+        assert_eq!(rejected.reason(), "Rejected");
+        assert!(rejected.is_blocking());
+        assert!(rejected.blocker().message.contains("Service x"));
         for transient in [409, 429, 500, 503] {
             let error = Error::from_kube("Service", "x", api_error(transient));
-            assert!(error.blocker().is_none(), "{transient}");
+            assert!(!error.is_blocking(), "{transient}");
+            assert_eq!(error.reason(), "KubeError");
         }
     }
 
     #[test]
-    fn blocker_message_names_the_object() {
-        let error = Error::NameConflict {
-            kind: "Service",
-            name: "books-api".into(),
-        };
-        let blocker = error.blocker().unwrap();
-        assert_eq!(blocker.reason, "NameConflict");
-        assert!(blocker.message.contains("Service books-api"));
+    fn the_finalizer_wrapper_is_seen_through() {
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            Error::Blocked(Blocker {
+                reason: "NameConflict",
+                message: "Service books-api exists".into(),
+            }),
+        )));
+        assert!(wrapped.is_blocking());
+        assert_eq!(wrapped.reason(), "NameConflict");
+        assert_eq!(wrapped.blocker().message, "Service books-api exists");
     }
 }

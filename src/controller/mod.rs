@@ -1,11 +1,15 @@
 //! The controller: watches AppStacks and their children and reconciles each stack through the
-//! finalizer, with [`apply`] for live stacks and [`cleanup`] for deleted ones.
+//! finalizer: [`reconcile`] for live stacks (dereference → plan → execute → status), [`delete`]
+//! for deleted ones.
 
-pub mod apply;
-pub mod children;
-pub mod cleanup;
-pub mod credentials;
+pub mod delete;
+pub mod dereference;
 pub mod error;
+pub mod events;
+pub mod execute;
+pub mod password;
+pub mod reconcile;
+pub mod status_writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +40,9 @@ pub const FINALIZER: &str = "appstack.dev/cleanup";
 pub const RESYNC: Duration = Duration::from_secs(300);
 /// Look at a blocked stack again after this long: what unblocks it may not be watched.
 pub const REQUEUE_BLOCKED: Duration = Duration::from_secs(30);
+/// Look at a waiting stack again after this long, should the watch event that ends the wait be
+/// missed.
+pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -46,6 +53,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive transient failures per stack, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<AppStack>, u32>>,
+    /// The resourceVersion of each stack that its last finished reconcile saw.
+    reconciled: Mutex<HashMap<ObjectRef<AppStack>, String>>,
 }
 
 impl Context {
@@ -59,15 +68,41 @@ impl Context {
             client,
             metrics,
             failures: Mutex::default(),
+            reconciled: Mutex::default(),
         }
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<AppStack>, u32>> {
-        // A panic elsewhere cannot leave a counter map inconsistent; keep using it.
-        self.failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.failures)
     }
+
+    /// Transient failures of `stack` in a row so far.
+    pub fn failures_of(&self, stack: &AppStack) -> u32 {
+        self.failures()
+            .get(&ObjectRef::from_obj(stack))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The resourceVersion of the AppStack `namespace/name` that its last finished reconcile saw:
+    /// lets a caller wait for the reconcile that follows a change it made.
+    pub fn last_reconciled(&self, namespace: &str, name: &str) -> Option<String> {
+        lock(&self.reconciled)
+            .get(&ObjectRef::new(name).within(namespace))
+            .cloned()
+    }
+
+    /// Drop what is kept about a stack that is gone.
+    fn forget(&self, stack: &AppStack) {
+        self.failures().remove(&ObjectRef::from_obj(stack));
+    }
+}
+
+/// A panic elsewhere cannot leave these maps inconsistent; keep using them.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[tracing::instrument(skip(stack, ctx), fields(stack = %stack.name_any(), namespace = stack.namespace().unwrap_or_default()))]
@@ -76,25 +111,41 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     let namespace = stack.namespace().unwrap_or_default();
     let stacks: Api<AppStack> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = ObjectRef::from_obj(stack.as_ref());
+    let version = stack.resource_version();
     let result = finalizer(&stacks, FINALIZER, stack, |event| async {
         match event {
-            FinalizerEvent::Apply(stack) => apply::apply(stack, &ctx).await,
-            FinalizerEvent::Cleanup(stack) => cleanup::cleanup(stack, &ctx).await,
+            FinalizerEvent::Apply(stack) => reconcile::reconcile(stack, &ctx).await,
+            FinalizerEvent::Cleanup(stack) => delete::delete(stack, &ctx).await,
         }
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    let outcome = if result.is_ok() { "success" } else { "error" };
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(error) if error.is_blocking() => "blocked",
+        Err(_) => "error",
+    };
     ctx.metrics.reconciled(outcome, started.elapsed());
-    if result.is_ok() {
+    if !matches!(outcome, "error") {
         ctx.failures().remove(&key);
+    }
+    if let Some(version) = version {
+        lock(&ctx.reconciled).insert(key, version);
     }
     result
 }
 
-/// Transient failures retry with exponential backoff per stack (2s, 4s, … up to 5 minutes).
+/// Blocked stacks wait for a new spec (invalid) or look again every [`REQUEUE_BLOCKED`];
+/// transient failures retry with exponential backoff per stack (2s, 4s, … up to 5 minutes).
 pub fn error_policy(stack: Arc<AppStack>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error.reason());
+    if error.awaits_new_spec() {
+        return Action::await_change();
+    }
+    if error.is_blocking() {
+        // Fixed by objects the operator may not watch (a Secret, a foreign Service).
+        return Action::requeue(REQUEUE_BLOCKED);
+    }
     let attempts = {
         let mut failures = ctx.failures();
         let count = failures
@@ -150,11 +201,22 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
     let (stacks_cache, stacks_writer) = reflector::store();
     let stacks = watcher(scope.api::<AppStack>(&client), watcher::Config::default())
         .reflect(stacks_writer)
-        .inspect(move |event| {
-            if matches!(event, Ok(watcher::Event::InitDone)) && !ready.swap(true, Ordering::Relaxed)
-            {
-                tracing::info!("AppStack cache synced; ready");
+        .inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => {
+                if !ready.swap(true, Ordering::Relaxed) {
+                    tracing::info!("AppStack cache synced; ready");
+                }
             }
+            // The CRD is missing, RBAC forbids the watch, the API server is away: not ready
+            // until a fresh list succeeds.
+            Err(error) => {
+                if ready.swap(false, Ordering::Relaxed) {
+                    tracing::error!(%error, "AppStack watch failed; not ready");
+                } else {
+                    tracing::warn!(%error, "AppStack watch failing");
+                }
+            }
+            Ok(_) => {}
         })
         .applied_objects();
     let controller = Controller::for_stream(stacks, stacks_cache)
@@ -176,9 +238,15 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
+            use kube::runtime::controller::Error as ControllerError;
             match result {
                 Ok((stack, _)) => tracing::debug!(stack = %stack.name, "reconciled"),
-                Err(error) => tracing::debug!(%error, "reconcile did not complete"),
+                // error_policy has logged it.
+                Err(ControllerError::ReconcilerFailed(..)) => {}
+                Err(ControllerError::ObjectNotFound(stack)) => {
+                    tracing::debug!(%stack, "stack gone before its reconcile")
+                }
+                Err(error) => tracing::warn!(%error, "watch or queue error"),
             }
         })
         .await;

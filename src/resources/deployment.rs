@@ -21,7 +21,7 @@ use super::{
     Ownership, labels, object_meta, restricted_container_security, restricted_pod_security,
     selector_labels,
 };
-use crate::validate::{Component, ValidStack, WebTier};
+use crate::stack::{Component, ValidStack, WebTier};
 
 /// Pod-template annotation with the digest of the credentials the pods read.
 pub const CREDENTIALS_HASH_ANNOTATION: &str = "appstack.dev/credentials-hash";

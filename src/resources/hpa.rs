@@ -6,7 +6,7 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 
 use super::{Ownership, object_meta};
-use crate::validate::{Component, ValidStack};
+use crate::stack::{Component, ValidStack};
 
 /// The autoscaler of a web tier, or `None` when the tier has no `autoscaling` (then any existing
 /// one must be deleted).

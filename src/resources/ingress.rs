@@ -7,7 +7,7 @@ use k8s_openapi::api::networking::v1::{
 
 use super::service::port_name;
 use super::{Ownership, object_meta};
-use crate::validate::{Component, ValidStack};
+use crate::stack::{Component, ValidStack};
 
 /// The Ingress, or `None` when the stack has no `ingress` (then any existing one must go).
 pub fn ingress(stack: &ValidStack) -> Option<Ingress> {

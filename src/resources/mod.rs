@@ -11,66 +11,12 @@ pub mod service;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext, Service,
+    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
 };
-use k8s_openapi::api::networking::v1::Ingress;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::ObjectMeta;
 
-use crate::validate::{Component, ValidStack};
-use secret::Credentials;
-
-/// A child that exists only while a feature is on: its name, so that it can be deleted when the
-/// feature is turned off, and the object when it is on.
-pub struct Optional<K> {
-    pub name: String,
-    pub object: Option<K>,
-}
-
-/// Everything that runs on the credentials Secret and the data claim, in apply order.
-pub struct Workloads {
-    /// One per component, in [`Component::ALL`] order.
-    pub deployments: Vec<(Component, Deployment)>,
-    pub services: Vec<Service>,
-    pub autoscalers: Vec<Optional<HorizontalPodAutoscaler>>,
-    pub disruption_budgets: Vec<Optional<PodDisruptionBudget>>,
-    pub ingress: Optional<Ingress>,
-}
-
-pub fn workloads(stack: &ValidStack, credentials: &Credentials) -> Workloads {
-    let web = [Component::Api, Component::Frontend];
-    Workloads {
-        deployments: Component::ALL
-            .iter()
-            .map(|&c| (c, deployment::deployment(stack, c, credentials)))
-            .collect(),
-        services: Component::ALL
-            .iter()
-            .map(|&c| service::service(stack, c))
-            .collect(),
-        autoscalers: web
-            .iter()
-            .map(|&c| Optional {
-                name: stack.child_name(c),
-                object: hpa::autoscaler(stack, c),
-            })
-            .collect(),
-        disruption_budgets: web
-            .iter()
-            .map(|&c| Optional {
-                name: stack.child_name(c),
-                object: pdb::disruption_budget(stack, c),
-            })
-            .collect(),
-        ingress: Optional {
-            name: stack.ingress_name(),
-            object: ingress::ingress(stack),
-        },
-    }
-}
+use crate::stack::{Component, ValidStack};
 
 pub const MANAGED_BY: &str = "appstack-operator";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
@@ -109,19 +55,9 @@ pub fn labels(stack: &ValidStack, component: Component) -> BTreeMap<String, Stri
 pub enum Ownership {
     /// Owner reference to the stack: deleted with it.
     Owned,
-    /// No owner reference: outlives the stack (the data-bearing claim and Secret when retained).
+    /// No owner reference: outlives the stack unless the finalizer deletes it (the data-bearing
+    /// claim and Secret).
     Retained,
-}
-
-impl Ownership {
-    /// How the data-bearing objects of `stack` are owned.
-    pub fn of_data(stack: &ValidStack) -> Self {
-        if stack.database.retain_on_delete {
-            Ownership::Retained
-        } else {
-            Ownership::Owned
-        }
-    }
 }
 
 pub fn object_meta(
@@ -199,8 +135,5 @@ mod tests {
         assert_eq!(refs[0].controller, Some(true));
         let retained = object_meta(&stack, "x".into(), Component::Database, Ownership::Retained);
         assert_eq!(retained.owner_references, None);
-        assert_eq!(Ownership::of_data(&stack), Ownership::Retained);
-        let deleting = valid_stack("database: {retainOnDelete: false}");
-        assert_eq!(Ownership::of_data(&deleting), Ownership::Owned);
     }
 }

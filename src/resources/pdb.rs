@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Ownership, object_meta, selector_labels};
-use crate::validate::{Component, ValidStack};
+use crate::stack::{Component, ValidStack};
 
 pub fn disruption_budget(stack: &ValidStack, component: Component) -> Option<PodDisruptionBudget> {
     let tier = stack.tier(component)?;

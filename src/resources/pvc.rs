@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{Ownership, object_meta};
-use crate::validate::{Component, ValidStack};
+use crate::stack::{Component, ValidStack};
 
 /// The claim, requesting `size`. The caller passes the larger of the spec's size and the
 /// existing claim's, so a claim never shrinks.
@@ -18,7 +18,7 @@ pub fn data_claim(stack: &ValidStack, size: &str) -> PersistentVolumeClaim {
             stack,
             stack.claim_name(),
             Component::Database,
-            Ownership::of_data(stack),
+            Ownership::Retained,
         ),
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
@@ -63,7 +63,9 @@ mod tests {
         let spec = claim.spec.unwrap();
         assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
         assert_eq!(spec.access_modes.unwrap(), ["ReadWriteOnce"]);
-        assert_eq!(claim.metadata.owner_references, None, "retained by default");
+        assert_eq!(claim.metadata.owner_references, None, "data is never owned");
+        let purged = valid_stack("database: {retainOnDelete: false}");
+        assert_eq!(data_claim(&purged, "1Gi").metadata.owner_references, None);
     }
 
     #[test]

@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use rand::distr::{Alphanumeric, SampleString};
 use sha2::{Digest, Sha256};
 
 use super::{Ownership, object_meta};
-use crate::validate::{Component, ValidStack};
+use crate::stack::{Component, ValidStack};
 
 pub const KEY_USERNAME: &str = "username";
 pub const KEY_PASSWORD: &str = "password";
@@ -18,14 +17,6 @@ pub const KEY_DATABASE_URL: &str = "DATABASE_URL";
 pub const REQUIRED_KEYS: [&str; 2] = [KEY_USERNAME, KEY_PASSWORD];
 
 pub const POSTGRES_PORT: i32 = 5432;
-const PASSWORD_LENGTH: usize = 32;
-
-/// A new random password: 32 alphanumerics (about 190 bits) from the thread-local CSPRNG
-/// (ChaCha12, seeded and reseeded from the operating system).
-/// Alphanumeric so it needs no escaping in a URL or a shell.
-pub fn generate_password() -> String {
-    Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH)
-}
 
 /// The connection URL in the form SQLAlchemy with psycopg 3 expects.
 pub fn database_url(stack: &ValidStack, user: &str, password: &str) -> String {
@@ -56,7 +47,7 @@ pub fn credentials_secret(stack: &ValidStack, password: &str) -> Secret {
             stack,
             stack.generated_secret_name(),
             Component::Database,
-            Ownership::of_data(stack),
+            Ownership::Retained,
         ),
         type_: Some("Opaque".into()),
         data: Some(data),
@@ -139,15 +130,6 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_long_random_and_url_safe() {
-        let a = generate_password();
-        let b = generate_password();
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()));
-    }
-
-    #[test]
     fn secret_has_every_key_and_a_psycopg_url() {
         let stack = valid_stack("database: {name: catalog, user: app}");
         let secret = credentials_secret(&stack, "s3cret");
@@ -169,11 +151,12 @@ mod tests {
     }
 
     #[test]
-    fn retained_secret_has_no_owner_reference() {
-        let retained = credentials_secret(&valid_stack(""), "p");
-        assert_eq!(retained.metadata.owner_references, None);
-        let owned = credentials_secret(&valid_stack("database: {retainOnDelete: false}"), "p");
-        assert_eq!(owned.metadata.owner_references.unwrap().len(), 1);
+    fn the_secret_is_never_owned_whatever_the_retention() {
+        // Only the finalizer decides the fate of data: garbage collection never takes it.
+        for spec in ["", "database: {retainOnDelete: false}"] {
+            let secret = credentials_secret(&valid_stack(spec), "p");
+            assert_eq!(secret.metadata.owner_references, None, "{spec}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::secret::POSTGRES_PORT;
 use super::{Ownership, object_meta, selector_labels};
 use crate::crd::ServiceType;
-use crate::validate::{Component, ValidStack};
+use crate::stack::{Component, ValidStack};
 
 /// Name of the container port each Service targets.
 pub fn port_name(component: Component) -> &'static str {

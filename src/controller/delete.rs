@@ -1,0 +1,172 @@
+//! What happens when a stack is deleted, run by the finalizer before the stack goes.
+//!
+//! Data (the credentials Secret and the claim) never carries an owner reference, so garbage
+//! collection never takes it, whatever kind of delete: this step alone decides.
+//! - Orphan delete (`--cascade=orphan`, the stack carries the `orphan` finalizer): nothing the
+//!   stack made is deleted, data included; garbage collection orphans the rest.
+//! - `retainOnDelete: true`: the data is kept (and released from owner references an earlier
+//!   operator version may have set), so a stack re-created under the same name adopts it.
+//! - `retainOnDelete: false`: the data is deleted.
+//!
+//! Everything else has an owner reference to the stack and goes with it.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::Context;
+use super::error::Error;
+use super::events::Events;
+use super::status_writer::write_status;
+use crate::crd::AppStack;
+use crate::names;
+use crate::plan::ownership::{Owner, Standing, released_references, standing};
+use crate::reasons;
+use crate::status::Observed;
+
+/// The finalizer Kubernetes adds for `propagationPolicy: Orphan`.
+const ORPHAN_FINALIZER: &str = "orphan";
+
+pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error> {
+    let events = Events::new(&ctx.recorder, &stack);
+    // Tell `kubectl get` why the stack is still there should the steps below keep failing.
+    let deleting = Observed {
+        generation: stack.metadata.generation,
+        deleting: true,
+        ..Observed::default()
+    };
+    write_status(&stack, ctx, &deleting).await?;
+
+    // Names come from the stack's name alone, so this works even for a spec that never
+    // validated. An `existingSecret` belongs to someone else and is never touched.
+    let name = stack.name_any();
+    let namespace = stack.namespace().unwrap_or_default();
+    let owner = Owner {
+        name: &name,
+        uid: stack.meta().uid.as_deref(),
+    };
+    let data = Data {
+        ctx,
+        namespace: &namespace,
+        owner,
+    };
+    let secret = names::credentials_secret(&name);
+    let claim = names::data_claim(&name);
+    if stack.finalizers().iter().any(|f| f == ORPHAN_FINALIZER) {
+        events
+            .normal(
+                reasons::ORPHANED,
+                format!("Orphan delete: kept every object the stack made, claim {claim} and Secret {secret} included"),
+            )
+            .await;
+    } else if stack.spec.database.retain_on_delete {
+        let kept_secret = data.release::<Secret>(&secret).await?;
+        let kept_claim = data.release::<PersistentVolumeClaim>(&claim).await?;
+        if kept_secret || kept_claim {
+            events
+                .normal(
+                    reasons::DATA_RETAINED,
+                    format!("Kept volume claim {claim} and Secret {secret} (retainOnDelete); a stack re-created as {name} adopts them"),
+                )
+                .await;
+        }
+    } else {
+        let deleted_claim = data.remove::<PersistentVolumeClaim>(&claim).await?;
+        let deleted_secret = data.remove::<Secret>(&secret).await?;
+        if deleted_claim || deleted_secret {
+            events
+                .normal(
+                    reasons::DATA_DELETED,
+                    format!(
+                        "Deleted volume claim {claim} and Secret {secret} (retainOnDelete: false)"
+                    ),
+                )
+                .await;
+        }
+    }
+    ctx.forget(&stack);
+    Ok(Action::await_change())
+}
+
+struct Data<'a> {
+    ctx: &'a Context,
+    namespace: &'a str,
+    owner: Owner<'a>,
+}
+
+impl Data<'_> {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::namespaced(self.ctx.client.clone(), self.namespace)
+    }
+
+    /// Drop owner references to this stack from our object `name`. Returns whether it is ours
+    /// and kept.
+    async fn release<K>(&self, name: &str) -> Result<bool, Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + k8s_openapi::Resource
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = self.api::<K>();
+        let failed = |e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e);
+        let Some(object) = api.get_opt(name).await.map_err(failed)? else {
+            return Ok(false);
+        };
+        if standing(object.meta(), self.owner) != Standing::Ours {
+            return Ok(false);
+        }
+        if let Some(owners) = released_references(object.meta(), self.owner) {
+            let patch = json!({"metadata": {
+                "ownerReferences": owners,
+                "resourceVersion": object.meta().resource_version,
+            }});
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(failed)?;
+        }
+        Ok(true)
+    }
+
+    /// Delete our object `name`; anything else of that name is left alone. Returns whether it
+    /// deleted something.
+    async fn remove<K>(&self, name: &str) -> Result<bool, Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + k8s_openapi::Resource
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = self.api::<K>();
+        let failed = |e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e);
+        let Some(object) = api.get_opt(name).await.map_err(failed)? else {
+            return Ok(false);
+        };
+        if standing(object.meta(), self.owner) != Standing::Ours {
+            return Ok(false);
+        }
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {
+                self.ctx
+                    .metrics
+                    .child_write(<K as k8s_openapi::Resource>::KIND, reasons::DELETED);
+                Ok(true)
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(e) => Err(failed(e)),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Read what the plan needs: every child slot of the stack and the `existingSecret`, all at once.
+
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::DynamicObject;
+use kube::{Api, Client};
+
+use super::error::Error;
+use crate::plan::child::{Existing, Object, Slot};
+use crate::plan::slots;
+use crate::stack::ValidStack;
+
+pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing, Error> {
+    let reads = slots(stack)
+        .into_iter()
+        .map(|slot| read(client, stack, slot));
+    let children = try_join_all(reads).await?.into_iter().flatten().collect();
+    let existing_secret = match &stack.database.existing_secret {
+        Some(name) => Api::<Secret>::namespaced(client.clone(), &stack.namespace)
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::from_kube("Secret", name, e))?,
+        None => None,
+    };
+    Ok(Existing {
+        children,
+        existing_secret,
+    })
+}
+
+async fn read(
+    client: &Client,
+    stack: &ValidStack,
+    slot: Slot,
+) -> Result<Option<(Slot, Object)>, Error> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &stack.namespace, &slot.kind.api_resource());
+    let found = api
+        .get_opt(&slot.name)
+        .await
+        .map_err(|e| Error::from_kube(slot.kind.name(), &slot.name, e))?;
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let object = typed(&slot, found)?;
+    Ok(Some((slot, object)))
+}
+
+/// The typed object behind the API's answer.
+pub fn typed(slot: &Slot, object: DynamicObject) -> Result<Object, Error> {
+    serde_json::to_value(object)
+        .and_then(|value| Object::from_value(slot.kind, value))
+        .map_err(|e| Error::from_kube(slot.kind.name(), &slot.name, kube::Error::SerdeError(e)))
+}

@@ -1,0 +1,206 @@
+//! Carry out a plan's writes, in order, and nothing else. Returns the children as the writes
+//! left them, for the status. Every write is a metric and an Event.
+
+use std::collections::BTreeMap;
+
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use super::Context;
+use super::dereference::typed;
+use super::error::Error;
+use super::events::Events;
+use crate::plan::child::{Existing, Kind, Object, Slot};
+use crate::plan::handover::HANDOVER_MANAGER;
+use crate::plan::{Change, FIELD_MANAGER, Plan, Step};
+use crate::reasons;
+
+/// Sets owner references (adoption, release).
+const OWNERSHIP_MANAGER: &str = "appstack-operator-ownership";
+/// Restores drift that server-side apply cannot undo (see [`Writer::restore`]).
+const RESTORE_MANAGER: &str = "appstack-operator-restore";
+/// Scales the database down while its claim is being deleted.
+const STOP_MANAGER: &str = "appstack-operator-stop";
+
+pub async fn execute(
+    ctx: &Context,
+    events: &Events<'_>,
+    namespace: &str,
+    plan: &Plan,
+    existing: Existing,
+) -> Result<BTreeMap<Slot, Object>, Error> {
+    let writer = Writer {
+        client: &ctx.client,
+        namespace,
+    };
+    let mut children = existing.children;
+    for step in &plan.steps {
+        let (reason, slot, written) = match step {
+            Step::Apply { object, change } => {
+                let slot = object.slot();
+                let (written, reason) = match writer.apply(object).await {
+                    // Server-side apply keeps list entries that others added, and the union can
+                    // be invalid (a Service port renamed by hand clashes with ours).
+                    Err(Error::Rejected { .. }) if *change == Change::Update => {
+                        let live = children.get(&slot).map(Object::to_value);
+                        (writer.restore(object, live).await?, reasons::RESTORED)
+                    }
+                    result => (
+                        result?,
+                        match change {
+                            Change::Create => reasons::CREATED,
+                            Change::Update => reasons::UPDATED,
+                        },
+                    ),
+                };
+                (reason, slot, Some(written))
+            }
+            Step::SetOwners {
+                slot,
+                owners,
+                resource_version,
+                reason,
+            } => {
+                let patch = json!({"metadata": {
+                    "ownerReferences": owners,
+                    // A compare-and-swap on the list that was read.
+                    "resourceVersion": resource_version,
+                }});
+                let written = writer.merge(slot, &patch, OWNERSHIP_MANAGER).await?;
+                (*reason, slot.clone(), Some(written))
+            }
+            Step::Delete { slot } => {
+                writer.delete(slot).await?;
+                (reasons::DELETED, slot.clone(), None)
+            }
+            Step::HandOverReplicas { name, replicas } => {
+                writer.hand_over(name, *replicas).await?;
+                continue;
+            }
+            Step::StopDatabase { name } => {
+                let slot = Slot::new(Kind::Deployment, name.clone());
+                let patch = json!({"spec": {"replicas": 0}});
+                let written = writer.merge(&slot, &patch, STOP_MANAGER).await?;
+                (reasons::STOPPED, slot, Some(written))
+            }
+        };
+        ctx.metrics.child_write(slot.kind.name(), reason);
+        tracing::info!(kind = slot.kind.name(), name = %slot.name, action = reason, "child object written");
+        events.normal(reason, format!("{reason} {slot}")).await;
+        match written {
+            Some(object) => children.insert(slot, object),
+            None => children.remove(&slot),
+        };
+    }
+    Ok(children)
+}
+
+struct Writer<'a> {
+    client: &'a Client,
+    namespace: &'a str,
+}
+
+impl Writer<'_> {
+    fn api(&self, kind: Kind) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), self.namespace, &kind.api_resource())
+    }
+
+    fn failed(slot: &Slot) -> impl FnOnce(kube::Error) -> Error + '_ {
+        move |e| Error::from_kube(slot.kind.name(), &slot.name, e)
+    }
+
+    /// Server-side apply under the operator's field manager, taking over conflicting fields.
+    async fn apply(&self, object: &Object) -> Result<Object, Error> {
+        let slot = object.slot();
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let written = self
+            .api(slot.kind)
+            .patch(&slot.name, &params, &Patch::Apply(object.to_value()))
+            .await
+            .map_err(Self::failed(&slot))?;
+        typed(&slot, written)
+    }
+
+    /// JSON merge patch (maps merge, lists are replaced whole) under `manager`.
+    async fn merge(&self, slot: &Slot, patch: &Value, manager: &str) -> Result<Object, Error> {
+        let params = PatchParams {
+            field_manager: Some(manager.into()),
+            ..PatchParams::default()
+        };
+        let written = self
+            .api(slot.kind)
+            .patch(&slot.name, &params, &Patch::Merge(patch))
+            .await
+            .map_err(Self::failed(slot))?;
+        typed(slot, written)
+    }
+
+    async fn delete(&self, slot: &Slot) -> Result<(), Error> {
+        match self
+            .api(slot.kind)
+            .delete(&slot.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(Self::failed(slot)(e)),
+        }
+    }
+
+    /// Restore a child whose drift server-side apply cannot undo, with the `patch` verb only:
+    /// a merge patch replaces the clashing lists with ours (guarded by the resourceVersion read),
+    /// an apply makes the operator's field manager own every desired field again, and the
+    /// restore's own managedFields entry is dropped, so that a later removal from the spec still
+    /// reaches the child.
+    async fn restore(&self, object: &Object, live: Option<Value>) -> Result<Object, Error> {
+        let slot = object.slot();
+        let mut patch = object.to_value();
+        let version = live
+            .as_ref()
+            .and_then(|l| l.pointer("/metadata/resourceVersion"))
+            .cloned();
+        if let (Some(meta), Some(version)) = (patch.get_mut("metadata"), version) {
+            meta["resourceVersion"] = version;
+        }
+        self.merge(&slot, &patch, RESTORE_MANAGER).await?;
+        let applied = self.apply(object).await?;
+        let entries: Vec<_> = applied
+            .meta()
+            .managed_fields
+            .iter()
+            .flatten()
+            .filter(|entry| entry.manager.as_deref() != Some(RESTORE_MANAGER))
+            .cloned()
+            .collect();
+        let forget = json!({"metadata": {
+            "managedFields": entries,
+            "resourceVersion": applied.meta().resource_version,
+        }});
+        self.merge(&slot, &forget, RESTORE_MANAGER).await
+    }
+
+    /// Give `replicas` a second owner. No force: if the autoscaler already owns the field, the
+    /// conflict means it is handled.
+    async fn hand_over(&self, name: &str, replicas: i32) -> Result<(), Error> {
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {"replicas": replicas},
+        });
+        match self
+            .api(Kind::Deployment)
+            .patch(
+                name,
+                &PatchParams::apply(HANDOVER_MANAGER),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(e) => Err(Error::from_kube("Deployment", name, e)),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::*;
+use crate::test_fixtures::valid_stack;
+
+/// What the cluster holds after every Apply of `plan` went through.
+fn applied(plan: &Plan, mut existing: Existing) -> Existing {
+    for step in &plan.steps {
+        match step {
+            Step::Apply { object, .. } => {
+                existing.children.insert(object.slot(), object.clone());
+            }
+            Step::Delete { slot } => {
+                existing.children.remove(slot);
+            }
+            _ => {}
+        }
+    }
+    existing
+}
+
+/// A stack planned from nothing, and what the cluster then holds.
+fn converged(spec: &str) -> (ValidStack, Existing) {
+    let stack = valid_stack(spec);
+    let plan = plan(&stack, &Existing::default(), "fresh");
+    let existing = applied(&plan, Existing::default());
+    (stack, existing)
+}
+
+/// Each step as "Action Kind/name".
+fn summary(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|step| match step {
+            Step::Apply { object, change } => format!("{change:?} {}", object.slot()),
+            Step::SetOwners { slot, reason, .. } => format!("{reason} {slot}"),
+            Step::Delete { slot } => format!("Delete {slot}"),
+            Step::HandOverReplicas { name, replicas } => format!("HandOver {name} {replicas}"),
+            Step::StopDatabase { name } => format!("Stop {name}"),
+        })
+        .collect()
+}
+
+fn hold_reason(plan: &Plan) -> Option<(&'static str, &'static str)> {
+    plan.hold.as_ref().map(|hold| match hold {
+        Hold::Blocked(b) => ("blocked", b.reason),
+        Hold::Waiting(b) => ("waiting", b.reason),
+    })
+}
+
+fn live_mut<'a>(existing: &'a mut Existing, kind: Kind, name: &str) -> &'a mut Object {
+    existing
+        .children
+        .get_mut(&Slot::new(kind, name))
+        .unwrap_or_else(|| panic!("{name} exists"))
+}
+
+#[test]
+fn a_new_stack_creates_everything_data_first() {
+    let stack = valid_stack(
+        "api: {image: a, autoscaling: {minReplicas: 2, maxReplicas: 5}}\ningress: {host: books.example.com}",
+    );
+    let plan = plan(&stack, &Existing::default(), "fresh");
+    assert_eq!(plan.hold, None);
+    assert_eq!(
+        summary(&plan),
+        [
+            "Create Secret books-db-credentials",
+            "Create PersistentVolumeClaim books-db-data",
+            "Create Deployment books-db",
+            "Create Deployment books-api",
+            "Create Deployment books-frontend",
+            "Create Service books-db",
+            "Create Service books-api",
+            "Create Service books-frontend",
+            "Create HorizontalPodAutoscaler books-api",
+            "Create PodDisruptionBudget books-api",
+            "Create Ingress books",
+        ]
+    );
+    let Some(Step::Apply {
+        object: Object::Deployment(api),
+        ..
+    }) = plan.steps.get(3)
+    else {
+        panic!("api Deployment fourth")
+    };
+    assert_eq!(
+        api.spec.as_ref().unwrap().replicas,
+        Some(2),
+        "starts at the autoscaler's minimum"
+    );
+    let Some(Step::Apply {
+        object: Object::Secret(secret),
+        ..
+    }) = plan.steps.first()
+    else {
+        panic!("Secret first")
+    };
+    assert_eq!(secret.data.as_ref().unwrap()["password"].0, b"fresh");
+    assert_eq!(
+        secret.metadata.owner_references, None,
+        "data is never owned"
+    );
+}
+
+#[test]
+fn an_unchanged_stack_plans_no_write() {
+    for spec in [
+        "",
+        "api: {image: a, autoscaling: {minReplicas: 2, maxReplicas: 5}}\ningress: {host: h.example.com, tls: {secretName: t}}",
+    ] {
+        let (stack, existing) = converged(spec);
+        let again = plan(&stack, &existing, "another");
+        assert_eq!(summary(&again), Vec::<String>::new(), "{spec}");
+        assert_eq!(again.hold, None);
+    }
+}
+
+#[test]
+fn removals_from_the_spec_are_written() {
+    let (_, existing) = converged(
+        "api: {image: a, command: [gunicorn], env: [{name: EXTRA, value: '1'}]}\ningress: {host: h.example.com, className: nginx, tls: {secretName: t}}",
+    );
+    let trimmed = valid_stack("api: {image: a}\ningress: {host: h.example.com}");
+    let plan = plan(&trimmed, &existing, "unused");
+    assert_eq!(
+        summary(&plan),
+        ["Update Deployment books-api", "Update Ingress books"]
+    );
+}
+
+#[test]
+fn optional_children_come_and_go() {
+    let (_, existing) = converged(
+        "api: {image: a, replicas: 3, autoscaling: {minReplicas: 2, maxReplicas: 5}}\ningress: {host: h.example.com}",
+    );
+    let plain = valid_stack("api: {image: a, replicas: 3}");
+    assert_eq!(
+        summary(&plan(&plain, &existing, "unused")),
+        [
+            "Update Deployment books-api",
+            "Delete HorizontalPodAutoscaler books-api",
+            "Delete Ingress books",
+        ]
+    );
+}
+
+#[test]
+fn switching_autoscaling_on_hands_replicas_over_first() {
+    let (_, mut existing) = converged("api: {image: a, replicas: 3}");
+    if let Object::Deployment(api) = live_mut(&mut existing, Kind::Deployment, "books-api") {
+        api.metadata.managed_fields = Some(vec![
+            serde_json::from_value(serde_json::json!({
+            "manager": FIELD_MANAGER, "operation": "Apply", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}}}}))
+            .unwrap(),
+        ]);
+    }
+    let scaled = valid_stack("api: {image: a, autoscaling: {minReplicas: 2, maxReplicas: 5}}");
+    assert_eq!(
+        summary(&plan(&scaled, &existing, "unused"))[..2],
+        ["HandOver books-api 3", "Update Deployment books-api"]
+    );
+}
+
+#[test]
+fn a_recreated_stack_adopts_orphans_and_reuses_the_password() {
+    let (stack, mut existing) = converged("");
+    for object in existing.children.values_mut() {
+        object.meta_mut().owner_references = None; // orphaned by `--cascade=orphan`
+    }
+    let plan = plan(&stack, &existing, "fresh");
+    let steps = summary(&plan);
+    assert_eq!(
+        steps.iter().filter(|s| s.starts_with("Adopted")).count(),
+        6,
+        "three Deployments and three Services: {steps:?}"
+    );
+    assert!(
+        steps.iter().all(|s| s.starts_with("Adopted")),
+        "adopting changes no content: {steps:?}"
+    );
+    assert!(!steps.iter().any(|s| s.contains("Secret")), "same password");
+}
+
+#[test]
+fn legacy_owner_references_on_data_are_released() {
+    let (stack, mut existing) = converged("");
+    for (kind, name) in [
+        (Kind::Secret, "books-db-credentials"),
+        (Kind::Claim, "books-db-data"),
+    ] {
+        let owner = stack.owner.clone().unwrap();
+        live_mut(&mut existing, kind, name)
+            .meta_mut()
+            .owner_references = Some(vec![owner]);
+    }
+    let plan = plan(&stack, &existing, "unused");
+    assert_eq!(
+        summary(&plan),
+        [
+            "Released Secret books-db-credentials",
+            "Released PersistentVolumeClaim books-db-data",
+        ]
+    );
+    let Step::SetOwners { owners, .. } = &plan.steps[0] else {
+        unreachable!()
+    };
+    assert!(owners.is_empty());
+}
+
+#[test]
+fn a_foreign_name_fails_the_stack_but_ownership_still_moves() {
+    let (stack, mut existing) = converged("");
+    live_mut(&mut existing, Kind::Service, "books-api")
+        .meta_mut()
+        .labels = None;
+    live_mut(&mut existing, Kind::Service, "books-api")
+        .meta_mut()
+        .owner_references = None;
+    live_mut(&mut existing, Kind::Deployment, "books-db")
+        .meta_mut()
+        .owner_references = None;
+    let plan = plan(&stack, &existing, "unused");
+    assert_eq!(hold_reason(&plan), Some(("blocked", "NameConflict")));
+    assert_eq!(summary(&plan), ["Adopted Deployment books-db"]);
+}
+
+#[test]
+fn a_terminating_claim_is_waited_for_and_released_by_the_database() {
+    let (stack, mut existing) = converged("");
+    live_mut(&mut existing, Kind::Claim, "books-db-data")
+        .meta_mut()
+        .deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+    existing
+        .children
+        .remove(&Slot::new(Kind::Secret, "books-db-credentials"));
+    let plan = plan(&stack, &existing, "fresh");
+    assert_eq!(
+        hold_reason(&plan),
+        Some(("waiting", "WaitingForPreviousClaim"))
+    );
+    assert_eq!(summary(&plan), ["Stop books-db"]);
+}
+
+#[test]
+fn a_live_claim_without_its_secret_blocks_before_any_password() {
+    let (stack, mut existing) = converged("");
+    existing
+        .children
+        .remove(&Slot::new(Kind::Secret, "books-db-credentials"));
+    let plan = plan(&stack, &existing, "fresh");
+    assert_eq!(hold_reason(&plan), Some(("blocked", "CredentialsLost")));
+    assert!(plan.steps.is_empty());
+}
+
+#[test]
+fn drift_is_restored_and_edited_labels_too() {
+    let (stack, mut existing) = converged("");
+    if let Object::Deployment(api) = live_mut(&mut existing, Kind::Deployment, "books-api") {
+        api.metadata.labels.as_mut().unwrap().clear();
+    }
+    if let Object::Service(web) = live_mut(&mut existing, Kind::Service, "books-frontend") {
+        web.spec.as_mut().unwrap().selector = None;
+    }
+    assert_eq!(
+        summary(&plan(&stack, &existing, "unused")),
+        [
+            "Update Deployment books-api",
+            "Update Service books-frontend"
+        ]
+    );
+}
+
+#[test]
+fn every_slot_is_read() {
+    let stack = valid_stack("");
+    assert_eq!(slots(&stack).len(), 13);
+    let external = valid_stack("database: {existingSecret: vault}");
+    assert!(!slots(&external).iter().any(|s| s.kind == Kind::Secret));
+}

@@ -1,0 +1,31 @@
+//! Every reason the operator gives, in conditions and Events, in one place.
+
+// Writes to children (Normal Events).
+pub const CREATED: &str = "Created";
+pub const UPDATED: &str = "Updated";
+pub const DELETED: &str = "Deleted";
+pub const ADOPTED: &str = "Adopted";
+pub const RELEASED: &str = "Released";
+pub const RESTORED: &str = "Restored";
+pub const STOPPED: &str = "Stopped";
+
+// The delete path (Normal Events).
+pub const DATA_RETAINED: &str = "DataRetained";
+pub const DATA_DELETED: &str = "DataDeleted";
+pub const ORPHANED: &str = "Orphaned";
+
+// Blocked until a person acts: Ready=False, Stalled=True, Warning Event.
+pub const INVALID_SPEC: &str = "InvalidSpec";
+pub const NAME_CONFLICT: &str = "NameConflict";
+pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+pub const SECRET_INCOMPLETE: &str = "SecretIncomplete";
+pub const CREDENTIALS_LOST: &str = "CredentialsLost";
+pub const PASSWORD_MISSING: &str = "PasswordMissing";
+/// The API server refuses a write (admission, quota, validation).
+pub const REJECTED: &str = "Rejected";
+/// API calls keep failing (reported after a few consecutive failures).
+pub const API_ERROR: &str = "KubeError";
+
+// Waiting for something that goes away by itself: Ready=False, Reconciling=True.
+pub const WAITING_FOR_PREVIOUS_CLAIM: &str = "WaitingForPreviousClaim";
+pub const WAITING_FOR_PREVIOUS_SECRET: &str = "WaitingForPreviousSecret";
