@@ -13,6 +13,21 @@ use serde::{Deserialize, Serialize};
 pub const GROUP: &str = "appstack.dev";
 pub const VERSION: &str = "v1alpha1";
 
+/// `kubectl scale` (and any edit of `replicas`) is refused while an autoscaler owns the count,
+/// instead of being silently ignored.
+const SCALE_RULE: &str =
+    "!has(self.autoscaling) || !has(oldSelf.autoscaling) || self.replicas == oldSelf.replicas";
+const SCALE_MESSAGE: &str = "cannot change while autoscaling is set: the HorizontalPodAutoscaler owns the number of pods (change autoscaling.minReplicas and maxReplicas instead)";
+
+/// A Postgres role or database name that needs no quoting in `DATABASE_URL`.
+const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_-]*$";
+/// A DNS-1123 subdomain: the name of a Secret.
+const SECRET_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A host name: DNS labels of at most 63 characters, no wildcard.
+const HOST_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
+
 /// Desired state of a three-tier web application: a Flask/Gunicorn API, a Postgres database on a
 /// persistent volume, and a React frontend.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -37,7 +52,15 @@ pub const VERSION: &str = "v1alpha1";
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 54 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')")
-        .message("metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most 54 characters (child names such as <name>-frontend must be valid Service names)")
+        .message("metadata.name must start with a letter, contain only lowercase letters, digits and '-', and be at most 54 characters (child names such as <name>-frontend must be valid Service names)"),
+    // The effective names (explicit, or the stack's name) are fixed: Postgres created them when it
+    // initialised the volume, so adding, changing or removing them would lock the API out.
+    validation = Rule::new("(has(self.spec.database.name) ? self.spec.database.name : self.metadata.name) == (has(oldSelf.spec.database.name) ? oldSelf.spec.database.name : oldSelf.metadata.name)")
+        .message("cannot be added, changed or removed once the stack exists: Postgres created the database when it initialised the volume")
+        .field_path(".spec.database.name"),
+    validation = Rule::new("(has(self.spec.database.user) ? self.spec.database.user : self.metadata.name) == (has(oldSelf.spec.database.user) ? oldSelf.spec.database.user : oldSelf.metadata.name)")
+        .message("cannot be added, changed or removed once the stack exists: Postgres created the role when it initialised the volume")
+        .field_path(".spec.database.user")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AppStackSpec {
@@ -57,6 +80,7 @@ pub struct AppStackSpec {
 /// The API tier: a container that serves HTTP (Flask on Gunicorn) and reads `DATABASE_URL`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(SCALE_RULE).message(SCALE_MESSAGE).field_path(".replicas"))]
 pub struct ApiSpec {
     /// Container image of the API, e.g. `registry.example.com/books-api:1.4.2`.
     #[schemars(length(min = 1))]
@@ -74,12 +98,16 @@ pub struct ApiSpec {
     /// entrypoint is used when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
-    /// Extra environment variables, added after the generated ones (`DATABASE_URL`, `DB_*`).
+    /// Extra environment variables, added after the generated ones. Names are unique and must not
+    /// be one of the generated `DATABASE_URL`, `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`,
+    /// `DB_PASSWORD`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD']))").message("must not set DATABASE_URL or DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD: the operator sets them from the credentials"))]
     pub env: Vec<EnvVar>,
     /// HTTP path for the liveness and readiness probes.
     #[serde(default = "default_api_health_path")]
-    #[x_kube(validation = Rule::new("self.startsWith('/')").message("healthPath must start with '/'"))]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("must start with '/'"))]
     pub health_path: String,
     /// CPU and memory requests and limits. When absent: requests 100m CPU and 128Mi memory, limit
     /// 512Mi memory.
@@ -96,6 +124,7 @@ pub struct ApiSpec {
 /// The frontend tier: a web server that serves the built React app.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(SCALE_RULE).message(SCALE_MESSAGE).field_path(".replicas"))]
 pub struct FrontendSpec {
     /// Container image of the frontend, e.g. `registry.example.com/books-web:1.4.2`.
     #[schemars(length(min = 1))]
@@ -108,12 +137,13 @@ pub struct FrontendSpec {
     #[serde(default = "default_frontend_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
-    /// Extra environment variables.
+    /// Extra environment variables, with unique names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub env: Vec<EnvVar>,
     /// HTTP path for the liveness and readiness probes.
     #[serde(default = "default_frontend_health_path")]
-    #[x_kube(validation = Rule::new("self.startsWith('/')").message("healthPath must start with '/'"))]
+    #[x_kube(validation = Rule::new("self.startsWith('/')").message("must start with '/'"))]
     pub health_path: String,
     /// CPU and memory requests and limits. When absent: requests 50m CPU and 64Mi memory, limit
     /// 256Mi memory.
@@ -130,7 +160,7 @@ pub struct FrontendSpec {
 /// HorizontalPodAutoscaler settings (autoscaling/v2, CPU utilisation).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("minReplicas must be less than or equal to maxReplicas").field_path(".minReplicas"))]
+#[x_kube(validation = Rule::new("self.minReplicas <= self.maxReplicas").message("must be less than or equal to maxReplicas").field_path(".minReplicas"))]
 pub struct AutoscalingSpec {
     /// Lowest number of pods.
     #[serde(default = "default_replicas")]
@@ -165,16 +195,16 @@ pub struct DatabaseSpec {
     #[serde(default = "default_postgres_image")]
     #[schemars(length(min = 1))]
     pub image: String,
-    /// Name of the database. Defaults to the stack's name. Cannot change once set: Postgres
-    /// creates it only when it initialises the volume.
+    /// Name of the database: letters, digits, `_` and `-`, starting with a letter or `_`.
+    /// Defaults to the stack's name. Fixed once the stack exists (it cannot be added, changed or
+    /// removed): Postgres creates it only when it initialises the volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("database.name cannot be changed: the database already exists on the volume"))]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = IDENTIFIER_PATTERN))]
     pub name: Option<String>,
-    /// Database user. Defaults to the stack's name. Cannot change once set.
+    /// Database user, with the same characters as `name`. Defaults to the stack's name. Fixed
+    /// once the stack exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self == oldSelf").message("database.user cannot be changed: the role already exists on the volume"))]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = IDENTIFIER_PATTERN))]
     pub user: Option<String>,
     /// The volume that holds the data.
     #[serde(default)]
@@ -182,7 +212,7 @@ pub struct DatabaseSpec {
     /// Name of an existing Secret with keys `username` and `password` (and optionally
     /// `DATABASE_URL`) to use instead of generating credentials. The operator never writes to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_NAME_PATTERN))]
     pub existing_secret: Option<String>,
     /// Keep the data volume claim and the generated credentials Secret when the stack is
     /// deleted, so that a stack re-created with the same name finds its data and password again.
@@ -198,13 +228,13 @@ pub struct DatabaseSpec {
 /// The database volume.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("storage.storageClassName cannot be changed after the volume claim is created").field_path(".storageClassName"))]
+#[x_kube(validation = Rule::new("has(self.storageClassName) == has(oldSelf.storageClassName) && (!has(self.storageClassName) || self.storageClassName == oldSelf.storageClassName)").message("cannot be changed after the volume claim is created").field_path(".storageClassName"))]
 pub struct StorageSpec {
     /// Size of the volume claim, e.g. `1Gi`. May grow (when the StorageClass allows expansion),
     /// never shrink.
     #[serde(default = "default_storage_size")]
-    #[x_kube(validation = Rule::new("isQuantity(self)").message("storage.size must be a quantity such as 1Gi or 500Mi"))]
-    #[x_kube(validation = Rule::new("!isQuantity(self) || !isQuantity(oldSelf) || quantity(self).compareTo(quantity(oldSelf)) >= 0").message("storage.size may grow but never shrink"))]
+    #[x_kube(validation = Rule::new("isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))").message("must be a quantity above zero, such as 1Gi or 500Mi"))]
+    #[x_kube(validation = Rule::new("!isQuantity(self) || !isQuantity(oldSelf) || !quantity(self).isGreaterThan(quantity('0')) || quantity(self).compareTo(quantity(oldSelf)) >= 0").message("may grow but never shrink"))]
     pub size: String,
     /// StorageClass of the claim; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,20 +245,16 @@ pub struct StorageSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct IngressSpec {
-    /// Host name, e.g. `books.example.com` (a wildcard `*.example.com` is allowed).
-    #[schemars(
-        length(min = 1, max = 253),
-        regex(
-            pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-        )
-    )]
+    /// Host name, e.g. `books.example.com`: lowercase DNS labels of at most 63 characters. A
+    /// wildcard is not accepted, since `status.url` must be a URL one can open.
+    #[schemars(length(min = 1, max = 253), regex(pattern = HOST_PATTERN))]
     pub host: String,
     /// IngressClass to use; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_name: Option<String>,
     /// Path prefix routed to the API; everything else goes to the frontend.
     #[serde(default = "default_api_path")]
-    #[x_kube(validation = Rule::new("self.startsWith('/') && self != '/'").message("apiPath must start with '/' and must not be '/' (that path serves the frontend)"))]
+    #[x_kube(validation = Rule::new("self.startsWith('/') && self != '/'").message("must start with '/' and must not be '/' (that path serves the frontend)"))]
     pub api_path: String,
     /// Serve HTTPS with the certificate in this Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -240,7 +266,7 @@ pub struct IngressSpec {
 #[serde(rename_all = "camelCase")]
 pub struct IngressTlsSpec {
     /// Name of a `kubernetes.io/tls` Secret in the stack's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_NAME_PATTERN))]
     pub secret_name: String,
 }
 

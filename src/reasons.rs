@@ -21,6 +21,7 @@ pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
 pub const SECRET_INCOMPLETE: &str = "SecretIncomplete";
 pub const CREDENTIALS_LOST: &str = "CredentialsLost";
 pub const PASSWORD_MISSING: &str = "PasswordMissing";
+pub const DATA_LOST: &str = "DataLost";
 /// The API server refuses a write (admission, quota, validation).
 pub const REJECTED: &str = "Rejected";
 /// API calls keep failing (reported after a few consecutive failures).

@@ -21,12 +21,9 @@ pub enum RenderError {
     Parse(String),
     #[error("the manifest holds no AppStack")]
     Empty,
-    #[error("AppStack {name}: {source}")]
-    Invalid {
-        name: String,
-        #[source]
-        source: SpecError,
-    },
+    // The message includes the problems, so they are not also a `source` (printed twice).
+    #[error("AppStack {name}: {problems}")]
+    Invalid { name: String, problems: SpecError },
     #[error("cannot print {0}")]
     Serialize(String),
 }
@@ -38,6 +35,7 @@ pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
     if stacks.is_empty() {
         return Err(RenderError::Empty);
     }
+    let mut notes = String::new();
     let mut documents = Vec::new();
     for mut stack in stacks {
         stack
@@ -45,7 +43,7 @@ pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
             .namespace
             .get_or_insert_with(|| namespace.to_owned());
         let name = stack.metadata.name.clone().unwrap_or_default();
-        let valid = validate(&stack).map_err(|source| RenderError::Invalid { name, source })?;
+        let valid = validate(&stack).map_err(|problems| RenderError::Invalid { name, problems })?;
         // Offline nothing exists; an `existingSecret` is assumed to be there.
         let existing = Existing {
             existing_secret: valid
@@ -56,15 +54,34 @@ pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
             ..Existing::default()
         };
         for step in plan(&valid, &existing, PLACEHOLDER_PASSWORD).steps {
-            if let Step::Apply { object, .. } = step {
-                documents.push(to_yaml(&object)?);
+            match step {
+                // Data is made only by the operator in the cluster: applied by hand, a Secret
+                // would carry a known password and a claim could be taken for data.
+                Step::Apply {
+                    object: Object::Secret(_) | Object::Claim(_),
+                    ..
+                } => {}
+                Step::Apply { object, .. } => documents.push(to_yaml(&object)?),
+                _ => {}
             }
         }
+        let data = match &valid.database.existing_secret {
+            None => format!(
+                "Secret {} and PersistentVolumeClaim {}",
+                valid.generated_secret_name(),
+                valid.claim_name()
+            ),
+            Some(_) => format!("PersistentVolumeClaim {}", valid.claim_name()),
+        };
+        notes.push_str(&format!(
+            "# AppStack {}: {data} ({}) are not printed. The operator creates its data in the\n\
+             # cluster (the password is generated there; a claim made by hand could be taken for\n\
+             # data), so applying this output never gives the stack a known password.\n",
+            valid.name, valid.database.storage_size,
+        ));
     }
-    Ok(documents
-        .iter()
-        .map(|d| format!("---\n{d}"))
-        .collect::<String>())
+    let documents: String = documents.iter().map(|d| format!("---\n{d}")).collect();
+    Ok(notes + &documents)
 }
 
 fn to_yaml(object: &Object) -> Result<String, RenderError> {
@@ -112,8 +129,6 @@ mod tests {
         assert_eq!(
             kinds_and_names(&output),
             [
-                "Secret/books-db-credentials",
-                "PersistentVolumeClaim/books-db-data",
                 "Deployment/books-db",
                 "Deployment/books-api",
                 "Deployment/books-frontend",
@@ -130,6 +145,13 @@ mod tests {
             !output.contains("ownerReferences"),
             "no UID offline, so no owner references"
         );
+        assert!(
+            !output.contains(PLACEHOLDER_PASSWORD) && !output.contains("kind: Secret"),
+            "no password of any kind is printed"
+        );
+        assert!(output.starts_with(
+            "# AppStack books: Secret books-db-credentials and PersistentVolumeClaim books-db-data (1Gi) are not printed."
+        ));
     }
 
     #[test]
@@ -152,6 +174,11 @@ mod tests {
         assert_eq!(
             error,
             "AppStack shop: spec.api.port: must be between 1 and 65535 (got 0)"
+        );
+        let invalid = render(manifest, "default").unwrap_err();
+        assert!(
+            std::error::Error::source(&invalid).is_none(),
+            "the problems are in the message, so `{{:#}}` does not print them twice"
         );
         let missing = "apiVersion: appstack.dev/v1alpha1\nkind: AppStack\nmetadata: {name: shop}\nspec:\n  api: {replicas: 1}\n  frontend: {image: f}\n";
         let error = render(missing, "default").unwrap_err().to_string();

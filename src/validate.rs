@@ -99,27 +99,20 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
     ] {
         if let Some(value) = value {
             problems.check(
-                !value.is_empty() && value.len() <= 63,
+                is_identifier(value),
                 field,
-                "must be 1 to 63 characters",
+                format!("{value:?} must be 1 to 63 letters, digits, '_' or '-', starting with a letter or '_'"),
             );
         }
     }
-    match quantity::parse_nanos(&db.storage.size) {
-        Some(amount) => problems.check(
-            amount > 0,
-            "spec.database.storage.size",
-            "must be more than zero",
+    problems.check(
+        quantity::parse_nanos(&db.storage.size).is_some_and(|amount| amount > 0),
+        "spec.database.storage.size",
+        format!(
+            "{:?} must be a quantity above zero, such as 1Gi or 500Mi",
+            db.storage.size
         ),
-        None => problems.check(
-            false,
-            "spec.database.storage.size",
-            format!(
-                "{:?} is not a quantity such as 1Gi or 500Mi",
-                db.storage.size
-            ),
-        ),
-    }
+    );
     if let Some(secret) = &db.existing_secret {
         problems.check(
             is_dns_subdomain(secret),
@@ -129,12 +122,11 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
     }
 
     if let Some(ingress) = &spec.ingress {
-        let host = ingress.host.strip_prefix("*.").unwrap_or(&ingress.host);
         problems.check(
-            is_dns_subdomain(host),
+            is_dns_subdomain(&ingress.host),
             "spec.ingress.host",
             format!(
-                "{:?} is not a valid host name (lowercase letters, digits, '-' and '.')",
+                "{:?} is not a host name: lowercase DNS labels of at most 63 characters, no wildcard",
                 ingress.host
             ),
         );
@@ -175,7 +167,34 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
     })
 }
 
+/// Variables the operator sets in the API container from the credentials.
+pub const GENERATED_API_ENV: [&str; 6] = [
+    "DATABASE_URL",
+    "DB_HOST",
+    "DB_PORT",
+    "DB_NAME",
+    "DB_USER",
+    "DB_PASSWORD",
+];
+
 fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
+    for (index, var) in tier.env.iter().enumerate() {
+        let field = format!("{prefix}.env[{index}].name");
+        problems.check(
+            !tier.env[..index]
+                .iter()
+                .any(|earlier| earlier.name == var.name),
+            &field,
+            format!("{:?} appears more than once", var.name),
+        );
+        if tier.component == Component::Api {
+            problems.check(
+                !GENERATED_API_ENV.contains(&var.name.as_str()),
+                &field,
+                format!("{:?} is set by the operator from the credentials", var.name),
+            );
+        }
+    }
     problems.check(
         !tier.image.trim().is_empty(),
         &format!("{prefix}.image"),
@@ -207,7 +226,7 @@ fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
             scaling.min_replicas <= scaling.max_replicas,
             &format!("{field}.minReplicas"),
             format!(
-                "minReplicas ({}) must be less than or equal to maxReplicas ({})",
+                "must be less than or equal to maxReplicas (got minReplicas {}, maxReplicas {})",
                 scaling.min_replicas, scaling.max_replicas
             ),
         );
@@ -217,6 +236,16 @@ fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
             "must be between 1 and 100",
         );
     }
+}
+
+/// A Postgres role or database name that needs no quoting in a URL.
+fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    text.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// RFC 1123 label: lowercase alphanumerics and '-', starting and ending alphanumeric, ≤ 63.
@@ -287,8 +316,7 @@ ingress: {host: "Bad_Host", apiPath: "api"}
         );
         let min_max = &found[3];
         assert!(
-            min_max.message.contains("minReplicas (5)")
-                && min_max.message.contains("maxReplicas (2)")
+            min_max.message.contains("minReplicas 5") && min_max.message.contains("maxReplicas 2")
         );
     }
 
@@ -306,12 +334,74 @@ ingress: {host: "Bad_Host", apiPath: "api"}
     }
 
     #[test]
-    fn accepts_wildcard_hosts_and_https() {
+    fn refuses_wildcard_and_overlong_hosts_and_serves_https() {
         let stack = validate(&stack_from_yaml(
-            "ingress: {host: '*.example.com', tls: {secretName: books-tls}}",
+            "ingress: {host: books.example.com, tls: {secretName: books-tls}}",
         ))
         .unwrap();
-        assert_eq!(stack.url(), "https://*.example.com");
+        assert_eq!(stack.url(), "https://books.example.com");
+        let long_label = format!("ingress: {{host: {}.example.com}}", "a".repeat(64));
+        for spec in ["ingress: {host: '*.example.com'}", long_label.as_str()] {
+            assert_eq!(errors(spec)[0].field, "spec.ingress.host", "{spec}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_would_break_the_database_or_its_url() {
+        let cases = [
+            (
+                "database: {storage: {size: '0'}}",
+                "spec.database.storage.size",
+            ),
+            (
+                "database: {storage: {size: '-1Gi'}}",
+                "spec.database.storage.size",
+            ),
+            ("database: {user: 'a b'}", "spec.database.user"),
+            ("database: {name: 'x@y'}", "spec.database.name"),
+            ("database: {name: '1db'}", "spec.database.name"),
+            (
+                "database: {existingSecret: Vault_DB}",
+                "spec.database.existingSecret",
+            ),
+            (
+                "api: {image: a, env: [{name: DATABASE_URL, value: x}]}",
+                "spec.api.env[0].name",
+            ),
+            (
+                "api: {image: a, env: [{name: DB_PASSWORD, value: x}]}",
+                "spec.api.env[0].name",
+            ),
+            (
+                "api: {image: a, env: [{name: A, value: 'x'}, {name: A, value: 'z'}]}",
+                "spec.api.env[1].name",
+            ),
+            (
+                "frontend: {image: f, env: [{name: B}, {name: B}]}",
+                "spec.frontend.env[1].name",
+            ),
+            (
+                "ingress: {host: h.example.com, tls: {secretName: 'Bad'}}",
+                "spec.ingress.tls.secretName",
+            ),
+        ];
+        for (spec, field) in cases {
+            let found = errors(spec);
+            assert_eq!(found.len(), 1, "{spec}: {found:?}");
+            assert_eq!(found[0].field, field, "{spec}");
+            assert!(
+                !found[0].message.contains(field),
+                "the field is said once: {spec}"
+            );
+        }
+        assert!(
+            validate(&stack_from_yaml(
+                "frontend: {image: f, env: [{name: DATABASE_URL}]}"
+            ))
+            .is_ok(),
+            "only the API gets the generated variables"
+        );
+        assert!(validate(&stack_from_yaml("database: {name: my-books_2, user: _app}")).is_ok());
     }
 
     #[test]

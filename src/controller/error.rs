@@ -8,8 +8,9 @@ use crate::validate::SpecError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    // The message includes the problems, so they are not also a `source` (printed twice).
     #[error("invalid spec: {0}")]
-    InvalidSpec(#[source] SpecError),
+    InvalidSpec(SpecError),
 
     /// The plan found something only a person can fix; the status already says what.
     #[error("{}", .0.message)]

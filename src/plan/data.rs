@@ -10,7 +10,9 @@ use super::ownership::{Owner, Standing, standing};
 use crate::quantity;
 use crate::reasons;
 use crate::resources::pvc::requested_size;
-use crate::resources::secret::{missing_keys, stored_password};
+use crate::resources::secret::{
+    CLAIM_UID_ANNOTATION, missing_keys, recorded_claim, stored_password,
+};
 use crate::stack::ValidStack;
 use crate::status::Blocker;
 
@@ -19,8 +21,11 @@ use crate::status::Blocker;
 pub enum Source {
     /// The user's `existingSecret`, read as it is and never written.
     Existing(Box<Secret>),
-    /// The generated Secret, with this password.
-    Generated { password: String },
+    /// The generated Secret, with this password, recording the claim once it exists.
+    Generated {
+        password: String,
+        claim_uid: Option<String>,
+    },
 }
 
 /// An existing data object as the policies see it.
@@ -49,6 +54,8 @@ fn found<'a, T: kube::Resource>(object: Option<&'a T>, owner: Owner<'_>) -> Foun
 /// - The stored password is kept for ever; a Secret without one blocks.
 /// - A live claim without its Secret holds a database initialised with a password nobody knows
 ///   any more: a new one would lock the API out, so that blocks too (`CredentialsLost`).
+/// - A Secret that recorded a claim which is gone, or replaced, means the data is gone: that
+///   blocks (`DataLost`) rather than start an empty database under the old password.
 /// - Only when neither exists is `fresh_password` used.
 pub fn credentials(
     stack: &ValidStack,
@@ -101,7 +108,28 @@ pub fn credentials(
         })),
         Found::Foreign => Err(name_conflict("Secret", &secret_name)),
         Found::Ours(secret) => match stored_password(secret) {
-            Some(password) => Ok(Source::Generated { password }),
+            Some(password) => {
+                let live_claim = match claim {
+                    Found::Ours(claim) => claim.metadata.uid.clone(),
+                    _ => None,
+                };
+                if let Some(recorded) = recorded_claim(secret)
+                    && live_claim.as_deref() != Some(recorded)
+                {
+                    return Err(blocked(
+                        reasons::DATA_LOST,
+                        format!(
+                            "volume claim {claim_name} that held the database is gone (or was replaced) while Secret {secret_name} still holds its password; \
+                             restore the claim from a backup and remove the annotation {CLAIM_UID_ANNOTATION} from the Secret, \
+                             or delete the Secret too to start over with an empty database and a new password"
+                        ),
+                    ));
+                }
+                Ok(Source::Generated {
+                    password,
+                    claim_uid: live_claim,
+                })
+            }
             None => Err(blocked(
                 reasons::PASSWORD_MISSING,
                 format!(
@@ -120,6 +148,7 @@ pub fn credentials(
             )),
             _ => Ok(Source::Generated {
                 password: fresh_password.to_owned(),
+                claim_uid: None,
             }),
         },
     }
@@ -186,7 +215,10 @@ mod tests {
     fn existing(stack: &ValidStack, secret: State, claim: State) -> Existing {
         let mut existing = Existing::default();
         let objects = [
-            with(Object::Secret(credentials_secret(stack, "stored")), secret),
+            with(
+                Object::Secret(credentials_secret(stack, "stored", None)),
+                secret,
+            ),
             with(Object::Claim(data_claim(stack, "1Gi")), claim),
         ];
         for object in objects.into_iter().flatten() {
@@ -197,7 +229,7 @@ mod tests {
 
     fn outcome(result: Result<Source, Hold>) -> String {
         match result {
-            Ok(Source::Generated { password }) => format!("password {password}"),
+            Ok(Source::Generated { password, .. }) => format!("password {password}"),
             Ok(Source::Existing(_)) => "existing".into(),
             Err(Hold::Blocked(b)) => format!("blocked {}", b.reason),
             Err(Hold::Waiting(b)) => format!("waiting {}", b.reason),
@@ -257,7 +289,7 @@ mod tests {
             outcome(credentials(&stack, &existing, OWNER, "fresh")),
             "blocked SecretNotFound"
         );
-        let mut secret = credentials_secret(&stack, "p");
+        let mut secret = credentials_secret(&stack, "p", None);
         secret.data.as_mut().unwrap().remove("username");
         existing.existing_secret = Some(secret.clone());
         assert_eq!(
@@ -273,6 +305,45 @@ mod tests {
         assert_eq!(
             outcome(credentials(&stack, &existing, OWNER, "fresh")),
             "existing"
+        );
+    }
+
+    #[test]
+    fn a_secret_whose_claim_is_gone_or_replaced_blocks_with_data_lost() {
+        let stack = valid_stack("");
+        let mut existing = existing(&stack, State::Live, State::Live);
+        let claim_slot = Slot::new(Kind::Claim, "books-db-data");
+        if let Some(claim) = existing.children.get_mut(&claim_slot) {
+            claim.meta_mut().uid = Some("claim-1".into());
+        }
+        let Ok(Source::Generated { claim_uid, .. }) =
+            credentials(&stack, &existing, OWNER, "fresh")
+        else {
+            panic!("the stored password is used")
+        };
+        assert_eq!(
+            claim_uid.as_deref(),
+            Some("claim-1"),
+            "the Secret records its claim"
+        );
+        let recorded = Object::Secret(credentials_secret(&stack, "stored", Some("claim-1")));
+        existing.children.insert(recorded.slot(), recorded);
+        assert_eq!(
+            outcome(credentials(&stack, &existing, OWNER, "fresh")),
+            "password stored"
+        );
+        if let Some(claim) = existing.children.get_mut(&claim_slot) {
+            claim.meta_mut().uid = Some("claim-2".into());
+        }
+        assert_eq!(
+            outcome(credentials(&stack, &existing, OWNER, "fresh")),
+            "blocked DataLost",
+            "an empty claim made in its place"
+        );
+        existing.children.remove(&claim_slot);
+        assert_eq!(
+            outcome(credentials(&stack, &existing, OWNER, "fresh")),
+            "blocked DataLost"
         );
     }
 

@@ -82,8 +82,11 @@ fn desired_children(
 ) -> Vec<(Slot, Option<Object>)> {
     let (secret, credentials) = match source {
         Source::Existing(secret) => (None, Credentials::of_secret(secret)),
-        Source::Generated { password } => {
-            let secret = credentials_secret(stack, password);
+        Source::Generated {
+            password,
+            claim_uid,
+        } => {
+            let secret = credentials_secret(stack, password, claim_uid.as_deref());
             let credentials = Credentials::of_secret(&secret);
             (Some(Object::Secret(secret)), credentials)
         }

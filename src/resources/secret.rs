@@ -27,9 +27,14 @@ pub fn database_url(stack: &ValidStack, user: &str, password: &str) -> String {
     )
 }
 
-/// The credentials Secret for `password`. The password itself is generated once by the caller
-/// and read back from the existing Secret afterwards: this function never invents one.
-pub fn credentials_secret(stack: &ValidStack, password: &str) -> Secret {
+/// Annotation on the credentials Secret: the UID of the claim whose database the password opens.
+/// A Secret that records a claim which is gone means the data is gone (`DataLost`).
+pub const CLAIM_UID_ANNOTATION: &str = "appstack.dev/claim-uid";
+
+/// The credentials Secret for `password`, recording `claim_uid` once the claim exists. The
+/// password itself is generated once by the caller and read back from the existing Secret
+/// afterwards: this function never invents one.
+pub fn credentials_secret(stack: &ValidStack, password: &str, claim_uid: Option<&str>) -> Secret {
     let user = &stack.database.user;
     let data = [
         (KEY_USERNAME, user.clone()),
@@ -42,17 +47,26 @@ pub fn credentials_secret(stack: &ValidStack, password: &str) -> Secret {
     .into_iter()
     .map(|(key, value)| (key.to_owned(), ByteString(value.into_bytes())))
     .collect();
+    let mut metadata = object_meta(
+        stack,
+        stack.generated_secret_name(),
+        Component::Database,
+        Ownership::Retained,
+    );
+    metadata.annotations =
+        claim_uid.map(|uid| BTreeMap::from([(CLAIM_UID_ANNOTATION.to_owned(), uid.to_owned())]));
     Secret {
-        metadata: object_meta(
-            stack,
-            stack.generated_secret_name(),
-            Component::Database,
-            Ownership::Retained,
-        ),
+        metadata,
         type_: Some("Opaque".into()),
         data: Some(data),
         ..Secret::default()
     }
+}
+
+/// The claim UID a credentials Secret recorded.
+pub fn recorded_claim(secret: &Secret) -> Option<&str> {
+    let annotations = secret.metadata.annotations.as_ref()?;
+    annotations.get(CLAIM_UID_ANNOTATION).map(String::as_str)
 }
 
 /// The password stored in a Secret, if it has a usable one.
@@ -132,7 +146,7 @@ mod tests {
     #[test]
     fn secret_has_every_key_and_a_psycopg_url() {
         let stack = valid_stack("database: {name: catalog, user: app}");
-        let secret = credentials_secret(&stack, "s3cret");
+        let secret = credentials_secret(&stack, "s3cret", None);
         assert_eq!(
             secret.metadata.name.as_deref(),
             Some("books-db-credentials")
@@ -154,7 +168,7 @@ mod tests {
     fn the_secret_is_never_owned_whatever_the_retention() {
         // Only the finalizer decides the fate of data: garbage collection never takes it.
         for spec in ["", "database: {retainOnDelete: false}"] {
-            let secret = credentials_secret(&valid_stack(spec), "p");
+            let secret = credentials_secret(&valid_stack(spec), "p", None);
             assert_eq!(secret.metadata.owner_references, None, "{spec}");
         }
     }
@@ -162,9 +176,9 @@ mod tests {
     #[test]
     fn hash_follows_the_data() {
         let stack = valid_stack("");
-        let one = Credentials::of_secret(&credentials_secret(&stack, "one"));
-        let same = Credentials::of_secret(&credentials_secret(&stack, "one"));
-        let two = Credentials::of_secret(&credentials_secret(&stack, "two"));
+        let one = Credentials::of_secret(&credentials_secret(&stack, "one", None));
+        let same = Credentials::of_secret(&credentials_secret(&stack, "one", None));
+        let two = Credentials::of_secret(&credentials_secret(&stack, "two", None));
         assert_eq!(one, same);
         assert_ne!(one.hash, two.hash);
         assert!(one.has_database_url);
@@ -172,7 +186,7 @@ mod tests {
 
     #[test]
     fn reports_missing_keys() {
-        let mut secret = credentials_secret(&valid_stack(""), "p");
+        let mut secret = credentials_secret(&valid_stack(""), "p", None);
         secret.data.as_mut().unwrap().remove("password");
         assert_eq!(missing_keys(&secret), ["password"]);
         assert_eq!(stored_password(&secret), None);
