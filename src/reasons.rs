@@ -30,3 +30,5 @@ pub const API_ERROR: &str = "KubeError";
 // Waiting for something that goes away by itself: Ready=False, Reconciling=True.
 pub const WAITING_FOR_PREVIOUS_CLAIM: &str = "WaitingForPreviousClaim";
 pub const WAITING_FOR_PREVIOUS_SECRET: &str = "WaitingForPreviousSecret";
+/// Moving the database of an earlier version from a Deployment to a StatefulSet.
+pub const REPLACING_DATABASE_DEPLOYMENT: &str = "ReplacingDatabaseDeployment";

@@ -129,7 +129,7 @@ mod tests {
         assert_eq!(
             kinds_and_names(&output),
             [
-                "Deployment/books-db",
+                "StatefulSet/books-db",
                 "Deployment/books-api",
                 "Deployment/books-frontend",
                 "Service/books-db",

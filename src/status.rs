@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::{AppStackStatus, ComponentsStatus, DatabaseStatus, Phase, WorkloadStatus};
@@ -70,6 +70,28 @@ impl RolloutState {
         }
     }
 
+    pub fn of_statefulset(set: &StatefulSet) -> Self {
+        let spec = set.spec.as_ref();
+        let status = set.status.clone().unwrap_or_default();
+        let revisions_agree =
+            status.current_revision.is_some() && status.current_revision == status.update_revision;
+        RolloutState {
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1),
+            replicas: status.replicas,
+            ready: status.ready_replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+            current: revisions_agree
+                && status.observed_generation.is_some()
+                && status.observed_generation >= set.metadata.generation,
+            deadline_exceeded: None,
+            image: spec
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|p| p.containers.first())
+                .and_then(|c| c.image.clone()),
+        }
+    }
+
     /// Every desired pod runs the latest template and is available, and no old pod is left.
     pub fn complete(&self) -> bool {
         self.current
@@ -104,11 +126,18 @@ pub fn observe(
     children: &BTreeMap<Slot, Object>,
     generation: Option<i64>,
 ) -> Observed {
-    let rollout = |component: Component| match children
-        .get(&Slot::new(Kind::Deployment, stack.child_name(component)))
-    {
-        Some(Object::Deployment(deployment)) => Some(RolloutState::of(deployment)),
-        _ => None,
+    let rollout = |component: Component| {
+        let name = stack.child_name(component);
+        match component {
+            Component::Database => match children.get(&Slot::new(Kind::StatefulSet, name)) {
+                Some(Object::StatefulSet(set)) => Some(RolloutState::of_statefulset(set)),
+                _ => None,
+            },
+            _ => match children.get(&Slot::new(Kind::Deployment, name)) {
+                Some(Object::Deployment(deployment)) => Some(RolloutState::of(deployment)),
+                _ => None,
+            },
+        }
     };
     let claim_bound = match children.get(&Slot::new(Kind::Claim, stack.claim_name())) {
         Some(Object::Claim(claim)) => {
@@ -153,7 +182,7 @@ fn workload_verdict(name: &str, state: Option<&RolloutState>) -> Verdict {
             ready: false,
             stuck: false,
             reason: "Creating",
-            message: format!("{name} Deployment does not exist yet"),
+            message: format!("{name}: its workload does not exist yet"),
         };
     };
     if let Some(message) = &state.deadline_exceeded {

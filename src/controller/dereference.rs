@@ -1,20 +1,41 @@
 //! Read what the plan needs: every child slot of the stack and the `existingSecret`, all at once.
 
 use futures::future::try_join_all;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::DynamicObject;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 
 use super::error::Error;
 use crate::plan::child::{Existing, Object, Slot};
 use crate::plan::slots;
-use crate::stack::ValidStack;
+use crate::resources::{LABEL_COMPONENT, LABEL_INSTANCE};
+use crate::stack::{Component, ValidStack};
 
 pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing, Error> {
     let reads = slots(stack)
         .into_iter()
         .map(|slot| read(client, stack, slot));
     let children = try_join_all(reads).await?.into_iter().flatten().collect();
+    let mut existing = Existing {
+        children,
+        ..Existing::default()
+    };
+    // Only while an earlier version's database Deployment is being replaced.
+    if existing
+        .deployment(&stack.child_name(Component::Database))
+        .is_some()
+    {
+        let selector = format!(
+            "{LABEL_INSTANCE}={},{LABEL_COMPONENT}={}",
+            stack.name,
+            Component::Database.label()
+        );
+        let pods = Api::<Pod>::namespaced(client.clone(), &stack.namespace)
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| Error::from_kube("Pod", &selector, e))?;
+        existing.database_pods = pods.items.len();
+    }
     let existing_secret = match &stack.database.existing_secret {
         Some(name) => Api::<Secret>::namespaced(client.clone(), &stack.namespace)
             .get_opt(name)
@@ -22,10 +43,8 @@ pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing
             .map_err(|e| Error::from_kube("Secret", name, e))?,
         None => None,
     };
-    Ok(Existing {
-        children,
-        existing_secret,
-    })
+    existing.existing_secret = existing_secret;
+    Ok(existing)
 }
 
 async fn read(

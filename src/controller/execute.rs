@@ -78,11 +78,10 @@ pub async fn execute(
                 writer.hand_over(name, *replicas).await?;
                 continue;
             }
-            Step::StopDatabase { name } => {
-                let slot = Slot::new(Kind::Deployment, name.clone());
+            Step::StopDatabase { slot } => {
                 let patch = json!({"spec": {"replicas": 0}});
-                let written = writer.merge(&slot, &patch, STOP_MANAGER).await?;
-                (reasons::STOPPED, slot, Some(written))
+                let written = writer.merge(slot, &patch, STOP_MANAGER).await?;
+                (reasons::STOPPED, slot.clone(), Some(written))
             }
         };
         ctx.metrics.child_write(slot.kind.name(), reason);

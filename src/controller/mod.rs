@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -220,6 +220,7 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
         })
         .applied_objects();
     let controller = Controller::for_stream(stacks, stacks_cache)
+        .owns(scope.api::<StatefulSet>(&client), children.clone())
         .owns(scope.api::<Deployment>(&client), children.clone())
         .owns(scope.api::<Service>(&client), children.clone())
         .owns(scope.api::<Ingress>(&client), children.clone())

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -15,6 +15,7 @@ use serde_json::Value;
 pub enum Kind {
     Secret,
     Claim,
+    StatefulSet,
     Deployment,
     Service,
     Autoscaler,
@@ -29,6 +30,7 @@ impl Kind {
         match self {
             Kind::Secret => Secret::KIND,
             Kind::Claim => PersistentVolumeClaim::KIND,
+            Kind::StatefulSet => StatefulSet::KIND,
             Kind::Deployment => Deployment::KIND,
             Kind::Service => Service::KIND,
             Kind::Autoscaler => HorizontalPodAutoscaler::KIND,
@@ -42,6 +44,7 @@ impl Kind {
         match self {
             Kind::Secret => ApiResource::erase::<Secret>(&()),
             Kind::Claim => ApiResource::erase::<PersistentVolumeClaim>(&()),
+            Kind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
             Kind::Deployment => ApiResource::erase::<Deployment>(&()),
             Kind::Service => ApiResource::erase::<Service>(&()),
             Kind::Autoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
@@ -80,6 +83,7 @@ impl std::fmt::Display for Slot {
 pub enum Object {
     Secret(Secret),
     Claim(PersistentVolumeClaim),
+    StatefulSet(StatefulSet),
     Deployment(Deployment),
     Service(Service),
     Autoscaler(HorizontalPodAutoscaler),
@@ -92,6 +96,7 @@ impl Object {
         match self {
             Object::Secret(_) => Kind::Secret,
             Object::Claim(_) => Kind::Claim,
+            Object::StatefulSet(_) => Kind::StatefulSet,
             Object::Deployment(_) => Kind::Deployment,
             Object::Service(_) => Kind::Service,
             Object::Autoscaler(_) => Kind::Autoscaler,
@@ -104,6 +109,7 @@ impl Object {
         match self {
             Object::Secret(o) => &o.metadata,
             Object::Claim(o) => &o.metadata,
+            Object::StatefulSet(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Autoscaler(o) => &o.metadata,
@@ -116,6 +122,7 @@ impl Object {
         match self {
             Object::Secret(o) => &mut o.metadata,
             Object::Claim(o) => &mut o.metadata,
+            Object::StatefulSet(o) => &mut o.metadata,
             Object::Deployment(o) => &mut o.metadata,
             Object::Service(o) => &mut o.metadata,
             Object::Autoscaler(o) => &mut o.metadata,
@@ -133,6 +140,7 @@ impl Object {
         let value = match self {
             Object::Secret(o) => serde_json::to_value(o),
             Object::Claim(o) => serde_json::to_value(o),
+            Object::StatefulSet(o) => serde_json::to_value(o),
             Object::Deployment(o) => serde_json::to_value(o),
             Object::Service(o) => serde_json::to_value(o),
             Object::Autoscaler(o) => serde_json::to_value(o),
@@ -148,6 +156,7 @@ impl Object {
         Ok(match kind {
             Kind::Secret => Object::Secret(serde_json::from_value(value)?),
             Kind::Claim => Object::Claim(serde_json::from_value(value)?),
+            Kind::StatefulSet => Object::StatefulSet(serde_json::from_value(value)?),
             Kind::Deployment => Object::Deployment(serde_json::from_value(value)?),
             Kind::Service => Object::Service(serde_json::from_value(value)?),
             Kind::Autoscaler => Object::Autoscaler(serde_json::from_value(value)?),
@@ -164,6 +173,9 @@ pub struct Existing {
     pub children: BTreeMap<Slot, Object>,
     /// The Secret named by `spec.database.existingSecret`, when set and found.
     pub existing_secret: Option<Secret>,
+    /// Database pods that still exist (terminating included). Read only while a database
+    /// Deployment of an earlier operator version is being replaced by the StatefulSet.
+    pub database_pods: usize,
 }
 
 impl Existing {
@@ -181,6 +193,13 @@ impl Existing {
     pub fn claim(&self, name: &str) -> Option<&PersistentVolumeClaim> {
         match self.get(&Slot::new(Kind::Claim, name)) {
             Some(Object::Claim(claim)) => Some(claim),
+            _ => None,
+        }
+    }
+
+    pub fn statefulset(&self, name: &str) -> Option<&StatefulSet> {
+        match self.get(&Slot::new(Kind::StatefulSet, name)) {
+            Some(Object::StatefulSet(set)) => Some(set),
             _ => None,
         }
     }

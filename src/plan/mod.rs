@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::reasons;
 use crate::resources::secret::{Credentials, credentials_secret};
-use crate::resources::{deployment, hpa, ingress, pdb, pvc, service};
+use crate::resources::{database, deployment, hpa, ingress, pdb, pvc, service};
 use crate::stack::{Component, ValidStack};
 use crate::status::Blocker;
 use child::{Existing, Kind, Object, Slot};
@@ -61,8 +61,9 @@ pub enum Step {
     Delete { slot: Slot },
     /// Give a Deployment's `replicas` a second owner (see [`handover`]).
     HandOverReplicas { name: String, replicas: i32 },
-    /// Scale the database to zero so that a claim being deleted is released.
-    StopDatabase { name: String },
+    /// Scale the database workload to zero: a claim being deleted must be released, and the
+    /// Deployment of an earlier version must be gone before the StatefulSet starts.
+    StopDatabase { slot: Slot },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -95,8 +96,12 @@ fn desired_children(
     let web = [Component::Api, Component::Frontend];
     let mut children: Vec<Option<Object>> = vec![secret];
     children.push(Some(Object::Claim(pvc::data_claim(stack, &claim_size))));
-    for component in Component::ALL {
-        let object = deployment::deployment(stack, component, &credentials);
+    children.push(Some(Object::StatefulSet(database::statefulset(
+        stack,
+        &credentials,
+    ))));
+    for tier in [&stack.api, &stack.frontend] {
+        let object = deployment::deployment(stack, tier, &credentials);
         children.push(Some(Object::Deployment(object)));
     }
     for component in Component::ALL {
@@ -135,6 +140,11 @@ pub fn slots(stack: &ValidStack) -> Vec<Slot> {
         slots.push(Slot::new(Kind::Secret, stack.generated_secret_name()));
     }
     slots.push(Slot::new(Kind::Claim, stack.claim_name()));
+    slots.push(Slot::new(
+        Kind::StatefulSet,
+        stack.child_name(Component::Database),
+    ));
+    // Earlier versions ran Postgres as a Deployment: read it to replace it.
     for component in Component::ALL {
         slots.push(Slot::new(Kind::Deployment, stack.child_name(component)));
         slots.push(Slot::new(Kind::Service, stack.child_name(component)));
@@ -199,6 +209,12 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str) -> Pl
         return Plan {
             steps,
             hold: Some(data::name_conflict(slot.kind.name(), &slot.name)),
+        };
+    }
+    if let Some(hold) = replace_database_deployment(stack, existing, owner, &mut steps) {
+        return Plan {
+            steps,
+            hold: Some(hold),
         };
     }
 
@@ -281,10 +297,57 @@ fn ownership_steps(stack: &ValidStack, existing: &Existing, owner: Owner<'_>) ->
 /// does.
 fn stop_database(stack: &ValidStack, existing: &Existing, owner: Owner<'_>) -> Option<Step> {
     let name = stack.child_name(Component::Database);
-    let live = existing.deployment(&name)?;
-    let running = live.spec.as_ref().and_then(|s| s.replicas) != Some(0);
-    (running && standing(&live.metadata, owner) == Standing::Ours)
-        .then_some(Step::StopDatabase { name })
+    let (slot, meta, replicas) = match existing.statefulset(&name) {
+        Some(set) => (
+            Slot::new(Kind::StatefulSet, name),
+            &set.metadata,
+            set.spec.as_ref().and_then(|s| s.replicas),
+        ),
+        None => {
+            let legacy = existing.deployment(&name)?;
+            (
+                Slot::new(Kind::Deployment, name),
+                &legacy.metadata,
+                legacy.spec.as_ref().and_then(|s| s.replicas),
+            )
+        }
+    };
+    (replicas != Some(0) && standing(meta, owner) == Standing::Ours)
+        .then_some(Step::StopDatabase { slot })
+}
+
+/// Earlier versions ran Postgres as a Deployment, which can start a replacement pod while the old
+/// one still runs. Replace it without ever running two postmasters on the claim: scale it to
+/// zero, wait until no database pod is left, delete it; the StatefulSet follows in the same plan.
+fn replace_database_deployment(
+    stack: &ValidStack,
+    existing: &Existing,
+    owner: Owner<'_>,
+    steps: &mut Vec<Step>,
+) -> Option<Hold> {
+    let name = stack.child_name(Component::Database);
+    let legacy = existing.deployment(&name)?;
+    if standing(&legacy.metadata, owner) != Standing::Ours {
+        return None;
+    }
+    let slot = Slot::new(Kind::Deployment, name.clone());
+    let waiting = |message: &str| {
+        Some(Hold::Waiting(Blocker {
+            reason: reasons::REPLACING_DATABASE_DEPLOYMENT,
+            message: format!(
+                "database: moving Deployment {name} to a StatefulSet on the same claim; {message}"
+            ),
+        }))
+    };
+    if legacy.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
+        steps.push(Step::StopDatabase { slot });
+        return waiting("stopping the old pod");
+    }
+    if existing.database_pods > 0 {
+        return waiting("waiting for the old pod to be gone");
+    }
+    steps.push(Step::Delete { slot });
+    None
 }
 
 /// A new autoscaled Deployment would start at one pod until the autoscaler first acts: start it

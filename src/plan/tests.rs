@@ -36,7 +36,7 @@ fn summary(plan: &Plan) -> Vec<String> {
             Step::SetOwners { slot, reason, .. } => format!("{reason} {slot}"),
             Step::Delete { slot } => format!("Delete {slot}"),
             Step::HandOverReplicas { name, replicas } => format!("HandOver {name} {replicas}"),
-            Step::StopDatabase { name } => format!("Stop {name}"),
+            Step::StopDatabase { slot } => format!("Stop {slot}"),
         })
         .collect()
 }
@@ -67,7 +67,7 @@ fn a_new_stack_creates_everything_data_first() {
         [
             "Create Secret books-db-credentials",
             "Create PersistentVolumeClaim books-db-data",
-            "Create Deployment books-db",
+            "Create StatefulSet books-db",
             "Create Deployment books-api",
             "Create Deployment books-frontend",
             "Create Service books-db",
@@ -175,7 +175,7 @@ fn a_recreated_stack_adopts_orphans_and_reuses_the_password() {
     assert_eq!(
         steps.iter().filter(|s| s.starts_with("Adopted")).count(),
         6,
-        "three Deployments and three Services: {steps:?}"
+        "StatefulSet, two Deployments and three Services: {steps:?}"
     );
     assert!(
         steps.iter().all(|s| s.starts_with("Adopted")),
@@ -219,12 +219,12 @@ fn a_foreign_name_fails_the_stack_but_ownership_still_moves() {
     live_mut(&mut existing, Kind::Service, "books-api")
         .meta_mut()
         .owner_references = None;
-    live_mut(&mut existing, Kind::Deployment, "books-db")
+    live_mut(&mut existing, Kind::StatefulSet, "books-db")
         .meta_mut()
         .owner_references = None;
     let plan = plan(&stack, &existing, "unused");
     assert_eq!(hold_reason(&plan), Some(("blocked", "NameConflict")));
-    assert_eq!(summary(&plan), ["Adopted Deployment books-db"]);
+    assert_eq!(summary(&plan), ["Adopted StatefulSet books-db"]);
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn a_terminating_claim_is_waited_for_and_released_by_the_database() {
         hold_reason(&plan),
         Some(("waiting", "WaitingForPreviousClaim"))
     );
-    assert_eq!(summary(&plan), ["Stop books-db"]);
+    assert_eq!(summary(&plan), ["Stop StatefulSet books-db"]);
 }
 
 #[test]
@@ -276,7 +276,59 @@ fn drift_is_restored_and_edited_labels_too() {
 #[test]
 fn every_slot_is_read() {
     let stack = valid_stack("");
-    assert_eq!(slots(&stack).len(), 13);
+    assert_eq!(
+        slots(&stack).len(),
+        14,
+        "the database Deployment of earlier versions too"
+    );
     let external = valid_stack("database: {existingSecret: vault}");
     assert!(!slots(&external).iter().any(|s| s.kind == Kind::Secret));
+}
+
+#[test]
+fn a_database_deployment_of_an_earlier_version_is_replaced_without_two_postmasters() {
+    let (stack, mut existing) = converged("");
+    let set = existing
+        .children
+        .remove(&Slot::new(Kind::StatefulSet, "books-db"))
+        .unwrap();
+    let legacy: k8s_openapi::api::apps::v1::Deployment =
+        serde_json::from_value(serde_json::json!({
+            "metadata": set.meta(),
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+        }))
+        .unwrap();
+    let legacy = Object::Deployment(legacy);
+    existing.children.insert(legacy.slot(), legacy);
+    existing.database_pods = 1;
+
+    let first = plan(&stack, &existing, "unused");
+    assert_eq!(summary(&first), ["Stop Deployment books-db"]);
+    assert_eq!(
+        hold_reason(&first),
+        Some(("waiting", "ReplacingDatabaseDeployment"))
+    );
+
+    if let Object::Deployment(d) = live_mut(&mut existing, Kind::Deployment, "books-db") {
+        d.spec.as_mut().unwrap().replicas = Some(0);
+    }
+    let stopping = plan(&stack, &existing, "unused");
+    assert_eq!(
+        summary(&stopping),
+        Vec::<String>::new(),
+        "the old pod still exists"
+    );
+    assert_eq!(
+        hold_reason(&stopping),
+        Some(("waiting", "ReplacingDatabaseDeployment"))
+    );
+
+    existing.database_pods = 0;
+    let replaced = plan(&stack, &existing, "unused");
+    assert_eq!(hold_reason(&replaced), None);
+    assert_eq!(
+        summary(&replaced),
+        ["Delete Deployment books-db", "Create StatefulSet books-db"],
+        "same Secret and claim: no new password, no new claim"
+    );
 }

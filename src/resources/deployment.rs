@@ -6,9 +6,8 @@ use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, ExecAction, HTTPGetAction,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SecretKeySelector, TCPSocketAction, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretKeySelector, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -25,96 +24,9 @@ use crate::stack::{Component, ValidStack, WebTier};
 
 /// Pod-template annotation with the digest of the credentials the pods read.
 pub const CREDENTIALS_HASH_ANNOTATION: &str = "appstack.dev/credentials-hash";
-/// UID and GID of the `postgres` user in the official Postgres images.
-const POSTGRES_UID: i64 = 999;
-const DATA_MOUNT: &str = "/var/lib/postgresql/data";
-/// A subdirectory of the mount: Postgres wants to own and `chmod 0700` its data directory, which
-/// it cannot do to the root of a volume owned by root.
-const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
 
-/// The Deployment of `component`.
-pub fn deployment(
-    stack: &ValidStack,
-    component: Component,
-    credentials: &Credentials,
-) -> Deployment {
-    match stack.tier(component) {
-        Some(tier) => web_deployment(stack, tier, credentials),
-        None => database_deployment(stack, credentials),
-    }
-}
-
-fn database_deployment(stack: &ValidStack, credentials: &Credentials) -> Deployment {
-    let db = &stack.database;
-    let ready_check = format!(
-        "exec pg_isready --host 127.0.0.1 --port {POSTGRES_PORT} --username \"$POSTGRES_USER\" --dbname \"$POSTGRES_DB\""
-    );
-    let probe = |period: i32, failures: i32| Probe {
-        exec: Some(ExecAction {
-            command: Some(vec!["sh".into(), "-c".into(), ready_check.clone()]),
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(5),
-        failure_threshold: Some(failures),
-        ..Probe::default()
-    };
-    let container = Container {
-        name: "postgres".into(),
-        image: Some(db.image.clone()),
-        env: Some(vec![
-            secret_env("POSTGRES_USER", credentials, KEY_USERNAME),
-            secret_env("POSTGRES_PASSWORD", credentials, KEY_PASSWORD),
-            literal_env("POSTGRES_DB", &db.name),
-            literal_env("PGDATA", PGDATA),
-        ]),
-        ports: Some(vec![container_port(Component::Database, POSTGRES_PORT)]),
-        // initdb on a fresh volume can take a while; the startup probe covers it so liveness
-        // can stay strict afterwards.
-        startup_probe: Some(probe(5, 60)),
-        readiness_probe: Some(probe(5, 3)),
-        liveness_probe: Some(probe(10, 6)),
-        resources: Some(
-            db.resources
-                .clone()
-                .unwrap_or_else(|| default_resources("250m", "256Mi", "1Gi")),
-        ),
-        security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_MOUNT.into(),
-            ..VolumeMount::default()
-        }]),
-        ..Container::default()
-    };
-    let pod = PodSpec {
-        containers: vec![container],
-        security_context: Some(restricted_pod_security(Some(POSTGRES_UID))),
-        volumes: Some(vec![Volume {
-            name: "data".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: stack.claim_name(),
-                read_only: None,
-            }),
-            ..Volume::default()
-        }]),
-        ..isolated_pod_spec()
-    };
-    // One pod on a ReadWriteOnce volume: the old pod must be gone before the new one starts.
-    let strategy = DeploymentStrategy {
-        type_: Some("Recreate".into()),
-        rolling_update: None,
-    };
-    assemble(
-        stack,
-        Component::Database,
-        Some(1),
-        strategy,
-        pod,
-        Some(credentials),
-    )
-}
-
-fn web_deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials) -> Deployment {
+/// The Deployment of an HTTP tier (API or frontend).
+pub fn deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials) -> Deployment {
     let http_probe = |period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(tier.health_path.clone()),
@@ -196,8 +108,6 @@ fn assemble(
     pod: PodSpec,
     reads_credentials: Option<&Credentials>,
 ) -> Deployment {
-    let annotations = reads_credentials
-        .map(|c| BTreeMap::from([(CREDENTIALS_HASH_ANNOTATION.to_owned(), c.hash.clone())]));
     Deployment {
         metadata: object_meta(
             stack,
@@ -212,22 +122,34 @@ fn assemble(
                 ..LabelSelector::default()
             },
             strategy: Some(strategy),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels(stack, component)),
-                    annotations,
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
+            template: pod_template(stack, component, pod, reads_credentials),
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
     }
 }
 
+/// The pod template of `component`, with the digest of the credentials it reads.
+pub(super) fn pod_template(
+    stack: &ValidStack,
+    component: Component,
+    pod: PodSpec,
+    reads_credentials: Option<&Credentials>,
+) -> PodTemplateSpec {
+    let annotations = reads_credentials
+        .map(|c| BTreeMap::from([(CREDENTIALS_HASH_ANNOTATION.to_owned(), c.hash.clone())]));
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(stack, component)),
+            annotations,
+            ..ObjectMeta::default()
+        }),
+        spec: Some(pod),
+    }
+}
+
 /// Pods that need no Kubernetes API access and no Service environment variables.
-fn isolated_pod_spec() -> PodSpec {
+pub(super) fn isolated_pod_spec() -> PodSpec {
     PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
@@ -256,7 +178,7 @@ fn database_env(stack: &ValidStack, credentials: &Credentials) -> Vec<EnvVar> {
     ]
 }
 
-fn literal_env(name: &str, value: &str) -> EnvVar {
+pub(super) fn literal_env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value.into()),
@@ -264,7 +186,7 @@ fn literal_env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-fn secret_env(name: &str, credentials: &Credentials, key: &str) -> EnvVar {
+pub(super) fn secret_env(name: &str, credentials: &Credentials, key: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: None,
@@ -279,7 +201,7 @@ fn secret_env(name: &str, credentials: &Credentials, key: &str) -> EnvVar {
     }
 }
 
-fn container_port(component: Component, port: i32) -> ContainerPort {
+pub(super) fn container_port(component: Component, port: i32) -> ContainerPort {
     ContainerPort {
         name: Some(port_name(component).into()),
         container_port: port,
@@ -288,7 +210,11 @@ fn container_port(component: Component, port: i32) -> ContainerPort {
     }
 }
 
-fn default_resources(cpu: &str, memory: &str, memory_limit: &str) -> ResourceRequirements {
+pub(super) fn default_resources(
+    cpu: &str,
+    memory: &str,
+    memory_limit: &str,
+) -> ResourceRequirements {
     let quantities = |pairs: &[(&str, &str)]| {
         pairs
             .iter()
@@ -344,7 +270,7 @@ mod tests {
     #[test]
     fn api_reads_database_url_from_the_secret_and_user_env_comes_last() {
         let stack = valid_stack("api: {image: api, env: [{name: FLASK_ENV, value: production}]}");
-        let api = deployment(&stack, Component::Api, &creds(true));
+        let api = deployment(&stack, &stack.api, &creds(true));
         let container = &pod(&api).containers[0];
         let url = env(container, "DATABASE_URL").value_from.as_ref().unwrap();
         let key_ref = url.secret_key_ref.as_ref().unwrap();
@@ -367,7 +293,7 @@ mod tests {
             secret_name: "vault-db".into(),
             ..creds(false)
         };
-        let api = deployment(&stack, Component::Api, &credentials);
+        let api = deployment(&stack, &stack.api, &credentials);
         let container = &pod(&api).containers[0];
         assert_eq!(
             env(container, "DATABASE_URL").value.as_deref(),
@@ -386,7 +312,7 @@ mod tests {
     #[test]
     fn web_tiers_probe_health_path_and_roll_without_downtime() {
         let stack = valid_stack("frontend: {image: web, healthPath: /ready, port: 3000}");
-        let frontend = deployment(&stack, Component::Frontend, &creds(true));
+        let frontend = deployment(&stack, &stack.frontend, &creds(true));
         let spec = frontend.spec.as_ref().unwrap();
         let rolling = spec
             .strategy
@@ -421,62 +347,19 @@ mod tests {
         let stack = valid_stack(
             "api: {image: api, replicas: 3, autoscaling: {minReplicas: 2, maxReplicas: 5}}",
         );
-        let api = deployment(&stack, Component::Api, &creds(true));
+        let api = deployment(&stack, &stack.api, &creds(true));
         assert_eq!(api.spec.unwrap().replicas, None);
-        let fixed = deployment(
-            &valid_stack("api: {image: api, replicas: 3}"),
-            Component::Api,
-            &creds(true),
-        );
+        let plain = valid_stack("api: {image: api, replicas: 3}");
+        let fixed = deployment(&plain, &plain.api, &creds(true));
         assert_eq!(fixed.spec.unwrap().replicas, Some(3));
-    }
-
-    #[test]
-    fn postgres_recreates_on_its_claim_with_pg_isready() {
-        let stack = valid_stack("");
-        let db = deployment(&stack, Component::Database, &creds(true));
-        let spec = db.spec.as_ref().unwrap();
-        assert_eq!(spec.replicas, Some(1));
-        assert_eq!(
-            spec.strategy.as_ref().unwrap().type_.as_deref(),
-            Some("Recreate")
-        );
-        let pod = pod(&db);
-        let claim = pod.volumes.as_ref().unwrap()[0]
-            .persistent_volume_claim
-            .as_ref()
-            .unwrap();
-        assert_eq!(claim.claim_name, "books-db-data");
-        let container = &pod.containers[0];
-        assert_eq!(env(container, "PGDATA").value.as_deref(), Some(PGDATA));
-        assert_eq!(
-            env(container, "POSTGRES_DB").value.as_deref(),
-            Some("books")
-        );
-        let password = env(container, "POSTGRES_PASSWORD")
-            .value_from
-            .as_ref()
-            .unwrap();
-        assert_eq!(password.secret_key_ref.as_ref().unwrap().key, "password");
-        let check = container
-            .readiness_probe
-            .as_ref()
-            .unwrap()
-            .exec
-            .as_ref()
-            .unwrap();
-        assert!(check.command.as_ref().unwrap()[2].contains("pg_isready"));
-        assert_eq!(
-            container.volume_mounts.as_ref().unwrap()[0].mount_path,
-            DATA_MOUNT
-        );
     }
 
     #[test]
     fn every_pod_meets_the_restricted_standard() {
         let stack = valid_stack("");
-        for component in Component::ALL {
-            let d = deployment(&stack, component, &creds(true));
+        for tier in [&stack.api, &stack.frontend] {
+            let component = tier.component;
+            let d = deployment(&stack, tier, &creds(true));
             let pod = pod(&d);
             let pod_security = pod.security_context.as_ref().unwrap();
             assert_eq!(pod_security.run_as_non_root, Some(true), "{component:?}");

@@ -1,6 +1,7 @@
 //! Pure builders: each child object is a function of a [`ValidStack`], with no I/O, so it can be
 //! unit-tested and printed offline by `appstack-operator render`.
 
+pub mod database;
 pub mod deployment;
 pub mod hpa;
 pub mod ingress;

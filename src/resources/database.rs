@@ -1,0 +1,186 @@
+//! The Postgres StatefulSet `<stack>-db`.
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ExecAction, PersistentVolumeClaimVolumeSource, PodSpec, Probe, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::deployment::{
+    container_port, default_resources, isolated_pod_spec, literal_env, pod_template, secret_env,
+};
+use super::secret::{Credentials, KEY_PASSWORD, KEY_USERNAME, POSTGRES_PORT};
+use super::{
+    Ownership, object_meta, restricted_container_security, restricted_pod_security, selector_labels,
+};
+use crate::stack::{Component, ValidStack};
+
+/// UID and GID of the `postgres` user in the official Postgres images.
+const POSTGRES_UID: i64 = 999;
+const DATA_MOUNT: &str = "/var/lib/postgresql/data";
+/// A subdirectory of the mount: Postgres wants to own and `chmod 0700` its data directory, which
+/// it cannot do to the root of a volume owned by root.
+const PGDATA: &str = "/var/lib/postgresql/data/pgdata";
+
+/// The Postgres StatefulSet: one pod over the stack's claim.
+pub fn statefulset(stack: &ValidStack, credentials: &Credentials) -> StatefulSet {
+    let db = &stack.database;
+    let ready_check = format!(
+        "exec pg_isready --host 127.0.0.1 --port {POSTGRES_PORT} --username \"$POSTGRES_USER\" --dbname \"$POSTGRES_DB\""
+    );
+    let probe = |period: i32, failures: i32| Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["sh".into(), "-c".into(), ready_check.clone()]),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(5),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    let container = Container {
+        name: "postgres".into(),
+        image: Some(db.image.clone()),
+        env: Some(vec![
+            secret_env("POSTGRES_USER", credentials, KEY_USERNAME),
+            secret_env("POSTGRES_PASSWORD", credentials, KEY_PASSWORD),
+            literal_env("POSTGRES_DB", &db.name),
+            literal_env("PGDATA", PGDATA),
+        ]),
+        ports: Some(vec![container_port(Component::Database, POSTGRES_PORT)]),
+        // initdb on a fresh volume can take a while; the startup probe covers it so liveness
+        // can stay strict afterwards.
+        startup_probe: Some(probe(5, 60)),
+        readiness_probe: Some(probe(5, 3)),
+        liveness_probe: Some(probe(10, 6)),
+        resources: Some(
+            db.resources
+                .clone()
+                .unwrap_or_else(|| default_resources("250m", "256Mi", "1Gi")),
+        ),
+        security_context: Some(restricted_container_security()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: DATA_MOUNT.into(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        security_context: Some(restricted_pod_security(Some(POSTGRES_UID))),
+        volumes: Some(vec![Volume {
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: stack.claim_name(),
+                read_only: None,
+            }),
+            ..Volume::default()
+        }]),
+        ..isolated_pod_spec()
+    };
+    // A StatefulSet of one never starts a replacement pod while the old one still exists, whatever
+    // deleted it (eviction, `kubectl delete pod`, a lost node): never two postmasters on the data.
+    // The claim is the stack's own (not a volumeClaimTemplate), so it keeps its name and policies.
+    StatefulSet {
+        metadata: object_meta(
+            stack,
+            stack.child_name(Component::Database),
+            Component::Database,
+            Ownership::Owned,
+        ),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some(stack.child_name(Component::Database)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(stack, Component::Database)),
+                ..LabelSelector::default()
+            },
+            template: pod_template(stack, Component::Database, pod, Some(credentials)),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::deployment::CREDENTIALS_HASH_ANNOTATION;
+    use crate::test_fixtures::valid_stack;
+    use k8s_openapi::api::core::v1::EnvVar;
+
+    fn env_var<'a>(container: &'a Container, name: &str) -> &'a EnvVar {
+        container
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name} is set"))
+    }
+
+    #[test]
+    fn postgres_runs_alone_on_its_claim_with_pg_isready() {
+        let stack = valid_stack("");
+        let credentials = Credentials {
+            secret_name: "books-db-credentials".into(),
+            has_database_url: true,
+            hash: "abc123".into(),
+        };
+        let db = statefulset(&stack, &credentials);
+        let spec = db.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        assert_eq!(spec.service_name.as_deref(), Some("books-db"));
+        assert!(
+            spec.volume_claim_templates.is_none(),
+            "the stack's own claim, not a template"
+        );
+        let template = &spec.template;
+        assert_eq!(
+            template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[CREDENTIALS_HASH_ANNOTATION],
+            "abc123"
+        );
+        let pod = template.spec.as_ref().unwrap();
+        assert_eq!(
+            pod.security_context.as_ref().unwrap().run_as_user,
+            Some(999)
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let claim = pod.volumes.as_ref().unwrap()[0]
+            .persistent_volume_claim
+            .as_ref()
+            .unwrap();
+        assert_eq!(claim.claim_name, "books-db-data");
+        let container = &pod.containers[0];
+        assert_eq!(env_var(container, "PGDATA").value.as_deref(), Some(PGDATA));
+        assert_eq!(
+            env_var(container, "POSTGRES_DB").value.as_deref(),
+            Some("books")
+        );
+        let password = env_var(container, "POSTGRES_PASSWORD")
+            .value_from
+            .as_ref()
+            .unwrap();
+        assert_eq!(password.secret_key_ref.as_ref().unwrap().key, "password");
+        let check = container
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .exec
+            .as_ref()
+            .unwrap();
+        assert!(check.command.as_ref().unwrap()[2].contains("pg_isready"));
+        assert_eq!(
+            container.volume_mounts.as_ref().unwrap()[0].mount_path,
+            DATA_MOUNT
+        );
+        let selector = spec.selector.match_labels.as_ref().unwrap();
+        let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    }
+}
