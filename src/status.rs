@@ -27,6 +27,9 @@ pub const FRONTEND_READY: &str = "FrontendReady";
 pub struct Blocker {
     pub reason: &'static str,
     pub message: String,
+    /// The object it is about, as (kind, name): Events name it as their related object, so
+    /// that distinct problems stay distinct Events.
+    pub object: Option<(&'static str, String)>,
 }
 
 /// The state of one Deployment, as far as readiness is concerned.
@@ -491,6 +494,7 @@ mod tests {
             blocker: Some(Blocker {
                 reason: "NameConflict",
                 message: "Service books-api exists".into(),
+                object: Some(("Service", "books-api".into())),
             }),
             ..healthy()
         };
@@ -504,6 +508,7 @@ mod tests {
             waiting: Some(Blocker {
                 reason: "WaitingForPreviousClaim",
                 message: "volume claim books-db-data is being deleted".into(),
+                object: None,
             }),
             claim_bound: false,
             database: None,

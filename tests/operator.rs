@@ -9,28 +9,19 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use appstack_operator::crd::{AppStack, Phase};
-use common::{TIMEOUT, TestEnv, books, condition, eventually, reason, small_stack};
+use common::{
+    TIMEOUT, TestEnv, books, child_writes, condition, controlled_by, eventually, message,
+    meta_controlled_by, password, reason, small_stack, unowned, versions,
+};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Resource, ResourceExt};
 use serde_json::json;
-
-fn password(secret: &Secret) -> Vec<u8> {
-    secret.data.as_ref().unwrap()["password"].0.clone()
-}
-
-fn controlled_by_stack<K: Resource>(object: &K, stack: &AppStack) -> bool {
-    object.meta().owner_references.iter().flatten().any(|o| {
-        o.controller == Some(true)
-            && o.kind == "AppStack"
-            && Some(&o.uid) == stack.metadata.uid.as_ref()
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() {
@@ -53,41 +44,29 @@ async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() 
         assert_eq!(condition(&stack, kstatus), Some("False"), "{kstatus}");
     }
 
-    for name in ["books-db", "books-api", "books-frontend"] {
-        let deployment = env.api::<Deployment>().get(name).await.unwrap();
-        assert!(controlled_by_stack(&deployment, &stack), "{name} owned");
-        let service = env.api::<Service>().get(name).await.unwrap();
-        assert!(
-            controlled_by_stack(&service, &stack),
-            "service {name} owned"
-        );
+    for name in ["books-api", "books-frontend"] {
+        let deployment = env.get::<Deployment>(name).await;
+        assert!(controlled_by(&deployment, &stack), "{name} owned");
     }
-    let hpa = env
-        .api::<HorizontalPodAutoscaler>()
-        .get("books-api")
-        .await
-        .unwrap();
-    assert!(controlled_by_stack(&hpa, &stack));
-    let ingress = env.api::<Ingress>().get("books").await.unwrap();
-    assert!(controlled_by_stack(&ingress, &stack));
-    assert!(
-        env.api::<PodDisruptionBudget>()
-            .get("books-frontend")
-            .await
-            .is_ok()
-    );
+    // The database runs as a Deployment or a StatefulSet, whichever the operator uses.
+    let database = env.database_workloads("books").await;
+    assert!(!database.is_empty(), "a database workload books-db");
+    for (key, meta, _) in &database {
+        assert!(meta_controlled_by(meta, &stack), "{key} owned");
+    }
+    for name in ["books-db", "books-api", "books-frontend"] {
+        let service = env.get::<Service>(name).await;
+        assert!(controlled_by(&service, &stack), "service {name} owned");
+    }
+    let hpa = env.get::<HorizontalPodAutoscaler>("books-api").await;
+    assert!(controlled_by(&hpa, &stack));
+    let ingress = env.get::<Ingress>("books").await;
+    assert!(controlled_by(&ingress, &stack));
+    env.get::<PodDisruptionBudget>("books-frontend").await;
 
     // Data-bearing objects are retained by default: no owner reference.
-    let secret = env
-        .api::<Secret>()
-        .get("books-db-credentials")
-        .await
-        .unwrap();
-    let claim = env
-        .api::<PersistentVolumeClaim>()
-        .get("books-db-data")
-        .await
-        .unwrap();
+    let secret = env.get::<Secret>("books-db-credentials").await;
+    let claim = env.get::<PersistentVolumeClaim>("books-db-data").await;
     assert!(secret.owner_references().is_empty() && claim.owner_references().is_empty());
     assert_eq!(password(&secret).len(), 32);
     assert_eq!(claim.status.unwrap().phase.as_deref(), Some("Bound"));
@@ -106,7 +85,7 @@ async fn example_stack_becomes_ready_with_every_child_owned_and_pods_admitted() 
         );
     }
     // The autoscaler owns replicas; the operator started the Deployment at minReplicas.
-    let api = env.api::<Deployment>().get("books-api").await.unwrap();
+    let api = env.get::<Deployment>("books-api").await;
     assert_eq!(api.spec.unwrap().replicas, Some(2));
     env.finish().await;
 }
@@ -131,13 +110,17 @@ async fn invalid_stacks_are_rejected_at_apply_time_naming_the_field() {
         let error = env.apply_stack(&manifest).await.expect_err(api).to_string();
         assert!(error.contains(field), "{api}: {error}");
     }
-    let ingress_cases = [
-        ("{host: Bad_Host}", "spec.ingress.host"),
+    // The message names the field once (in the path) and says what is wrong.
+    let ingress_cases: [(&str, &[&str]); 3] = [
+        ("{host: Bad_Host}", &["spec.ingress.host"]),
         (
             "{host: books.example.com, apiPath: api}",
-            "apiPath must start with '/'",
+            &["spec.ingress.apiPath", "must start with '/'"],
         ),
-        ("{host: books.example.com, apiPath: /}", "must not be '/'"),
+        (
+            "{host: books.example.com, apiPath: /}",
+            &["spec.ingress.apiPath", "must not be '/'"],
+        ),
     ];
     for (ingress, expected) in ingress_cases {
         let manifest = format!(
@@ -148,7 +131,9 @@ async fn invalid_stacks_are_rejected_at_apply_time_naming_the_field() {
             .await
             .expect_err(ingress)
             .to_string();
-        assert!(error.contains(expected), "{ingress}: {error}");
+        for text in expected {
+            assert!(error.contains(text), "{ingress}: {text} in {error}");
+        }
     }
     let long_name = small_stack(&"x".repeat(55), "");
     let error = env
@@ -194,20 +179,10 @@ async fn drift_in_children_is_undone() {
     let env = TestEnv::start("drift").await;
     env.apply_stack(&small_stack("shop", "")).await.unwrap();
     env.wait_ready("shop").await;
-    let original = env
-        .api::<Secret>()
-        .get("shop-db-credentials")
-        .await
-        .unwrap();
+    let original = env.get::<Secret>("shop-db-credentials").await;
 
     // A deleted Deployment comes back.
-    let old_uid = env
-        .api::<Deployment>()
-        .get("shop-api")
-        .await
-        .unwrap()
-        .metadata
-        .uid;
+    let old_uid = env.get::<Deployment>("shop-api").await.metadata.uid;
     env.api::<Deployment>()
         .delete("shop-api", &DeleteParams::default())
         .await
@@ -286,41 +261,27 @@ async fn password_is_stable_and_a_no_op_reconcile_writes_nothing() {
     let mut env = TestEnv::start("stable").await;
     env.apply_stack(&books("books")).await.unwrap();
     env.wait_ready("books").await;
-    let first = password(
-        &env.api::<Secret>()
-            .get("books-db-credentials")
-            .await
-            .unwrap(),
-    );
+    let first = password(&env.get::<Secret>("books-db-credentials").await);
 
-    let versions = versions(&env).await;
+    let before = versions(&env).await;
+    assert!(before.len() >= 12, "found the children: {before:?}");
     let writes_before = env.metrics.encode();
     // Many reconciles: each poke is a new generation-less change that triggers one.
+    let mut poked = String::new();
     for _ in 0..5 {
-        env.poke("books").await;
+        poked = env.poke("books").await;
     }
-    // Wait until the operator has seen the last poke: it reconciles and writes nothing.
-    let poked = env
-        .api::<AppStack>()
-        .get("books")
-        .await
-        .unwrap()
-        .resource_version();
-    eventually(TIMEOUT, || async {
-        let text = env.metrics.encode();
-        (reconcile_count(&text) > reconcile_count(&writes_before)).then_some(())
-    })
-    .await
-    .expect("the operator reconciled after the pokes");
+    // Wait until a reconcile has seen the last poke: it writes nothing.
+    env.wait_reconciled("books", &poked).await;
     assert_eq!(
-        versions,
-        crate::versions(&env).await,
+        before,
+        versions(&env).await,
         "no child changed (resourceVersions equal)"
     );
-    let after = env.api::<AppStack>().get("books").await.unwrap();
+    let after = env.get::<AppStack>("books").await;
     assert_eq!(
-        after.resource_version(),
-        poked,
+        after.resource_version().as_deref(),
+        Some(poked.as_str()),
         "the status was not rewritten"
     );
     assert_eq!(
@@ -334,62 +295,12 @@ async fn password_is_stable_and_a_no_op_reconcile_writes_nothing() {
     env.start_operator();
     env.poke("books").await;
     env.wait_ready("books").await;
-    let second = password(
-        &env.api::<Secret>()
-            .get("books-db-credentials")
-            .await
-            .unwrap(),
-    );
+    let second = password(&env.get::<Secret>("books-db-credentials").await);
     assert_eq!(
         first, second,
         "the password survives reconciles and restarts"
     );
     env.finish().await;
-}
-
-async fn versions(env: &TestEnv) -> BTreeMap<String, String> {
-    let mut versions = BTreeMap::new();
-    macro_rules! collect {
-        ($kind:ty) => {
-            for object in env
-                .api::<$kind>()
-                .list(
-                    &ListParams::default().labels("app.kubernetes.io/managed-by=appstack-operator"),
-                )
-                .await
-                .unwrap()
-            {
-                versions.insert(
-                    format!("{}/{}", stringify!($kind), object.name_any()),
-                    object.resource_version().unwrap(),
-                );
-            }
-        };
-    }
-    collect!(Deployment);
-    collect!(Service);
-    collect!(Secret);
-    collect!(PersistentVolumeClaim);
-    collect!(HorizontalPodAutoscaler);
-    collect!(PodDisruptionBudget);
-    collect!(Ingress);
-    assert!(versions.len() >= 12, "found the children: {versions:?}");
-    versions
-}
-
-fn metric_sum(text: &str, prefix: &str) -> u64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
-fn reconcile_count(text: &str) -> u64 {
-    metric_sum(text, "appstack_reconciles_total")
-}
-
-fn child_writes(text: &str) -> u64 {
-    metric_sum(text, "appstack_child_writes_total")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -409,7 +320,7 @@ async fn autoscaling_and_ingress_come_and_go_and_replicas_are_left_to_the_autosc
         .unwrap();
     env.poke("books").await;
     env.wait_ready("books").await;
-    let api = env.api::<Deployment>().get("books-api").await.unwrap();
+    let api = env.get::<Deployment>("books-api").await;
     assert_eq!(
         api.spec.unwrap().replicas,
         Some(4),
@@ -448,7 +359,7 @@ async fn autoscaling_and_ingress_come_and_go_and_replicas_are_left_to_the_autosc
     .await;
     env.wait_for::<HorizontalPodAutoscaler, _>("books-api", "HPA re-created", |_| true)
         .await;
-    let api = env.api::<Deployment>().get("books-api").await.unwrap();
+    let api = env.get::<Deployment>("books-api").await;
     assert!(
         api.spec.unwrap().replicas.unwrap() >= 2,
         "no drop to one replica on hand-over"
@@ -461,37 +372,18 @@ async fn deleting_a_stack_keeps_its_data_and_a_recreated_stack_adopts_it() {
     let env = TestEnv::start("retain").await;
     env.apply_stack(&small_stack("keep", "")).await.unwrap();
     env.wait_ready("keep").await;
-    let first = env
-        .api::<Secret>()
-        .get("keep-db-credentials")
-        .await
-        .unwrap();
+    let first = env.get::<Secret>("keep-db-credentials").await;
 
-    env.api::<AppStack>()
-        .delete("keep", &DeleteParams::default())
-        .await
-        .unwrap();
+    env.delete_stack("keep", DeleteParams::default()).await;
     env.wait_gone::<AppStack>("keep").await;
-    let secret = env
-        .api::<Secret>()
-        .get("keep-db-credentials")
-        .await
-        .expect("secret retained");
-    let claim = env
-        .api::<PersistentVolumeClaim>()
-        .get("keep-db-data")
-        .await
-        .expect("claim retained");
+    let secret = env.get::<Secret>("keep-db-credentials").await;
+    let claim = env.get::<PersistentVolumeClaim>("keep-db-data").await;
     assert!(secret.owner_references().is_empty() && claim.owner_references().is_empty());
     assert_eq!(claim.metadata.deletion_timestamp, None);
 
     env.apply_stack(&small_stack("keep", "")).await.unwrap();
     env.wait_ready("keep").await;
-    let adopted = env
-        .api::<Secret>()
-        .get("keep-db-credentials")
-        .await
-        .unwrap();
+    let adopted = env.get::<Secret>("keep-db-credentials").await;
     assert_eq!(
         password(&adopted),
         password(&first),
@@ -501,11 +393,7 @@ async fn deleting_a_stack_keeps_its_data_and_a_recreated_stack_adopts_it() {
         adopted.metadata.uid, first.metadata.uid,
         "the same Secret, not a new one"
     );
-    let claim_again = env
-        .api::<PersistentVolumeClaim>()
-        .get("keep-db-data")
-        .await
-        .unwrap();
+    let claim_again = env.get::<PersistentVolumeClaim>("keep-db-data").await;
     assert_eq!(
         claim_again.metadata.uid, claim.metadata.uid,
         "the same claim, not a new one"
@@ -519,27 +407,24 @@ async fn deleting_a_stack_without_retention_removes_its_data() {
     env.apply_stack(&small_stack("gone", "retainOnDelete: false"))
         .await
         .unwrap();
-    let stack = env.wait_ready("gone").await;
-    let secret = env
-        .api::<Secret>()
-        .get("gone-db-credentials")
-        .await
-        .unwrap();
+    env.wait_ready("gone").await;
+    // Retention is the finalizer's job alone: data objects never carry owner references.
+    let secret = env.get::<Secret>("gone-db-credentials").await;
     assert!(
-        controlled_by_stack(&secret, &stack),
-        "not retained, so owned"
+        unowned(&secret),
+        "no owner references on the Secret: {:?}",
+        secret.metadata.owner_references
     );
-    env.api::<AppStack>()
-        .delete("gone", &DeleteParams::default())
-        .await
-        .unwrap();
+    let claim = env.get::<PersistentVolumeClaim>("gone-db-data").await;
+    assert!(
+        unowned(&claim),
+        "no owner references on the claim: {:?}",
+        claim.metadata.owner_references
+    );
+    env.delete_stack("gone", DeleteParams::default()).await;
     env.wait_gone::<AppStack>("gone").await;
     env.wait_gone::<Secret>("gone-db-credentials").await;
-    let claim = env
-        .api::<PersistentVolumeClaim>()
-        .get_opt("gone-db-data")
-        .await
-        .unwrap();
+    let claim = env.get_opt::<PersistentVolumeClaim>("gone-db-data").await;
     assert!(
         claim.is_none_or(|c| c.metadata.deletion_timestamp.is_some()),
         "claim deleted (or being deleted behind pvc-protection)"
@@ -569,17 +454,9 @@ async fn a_name_clash_blocks_the_stack_and_leaves_the_foreign_object_alone() {
     assert_eq!(condition(&stack, "Ready"), Some("False"));
     assert_eq!(condition(&stack, "Stalled"), Some("True"));
     assert_eq!(stack.status.as_ref().unwrap().phase, Some(Phase::Failed));
-    let message = &stack
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap()
-        .message;
+    let message = message(&stack, "Ready").unwrap();
     assert!(message.contains("Service mine-api"), "{message}");
-    let after = env.api::<Service>().get("mine-api").await.unwrap();
+    let after = env.get::<Service>("mine-api").await;
     assert_eq!(
         after.resource_version(),
         foreign.resource_version(),
@@ -608,11 +485,7 @@ async fn a_missing_existing_secret_is_reported_not_generated() {
         .await;
     assert_eq!(condition(&stack, "Stalled"), Some("True"));
     assert!(
-        env.api::<Secret>()
-            .get_opt("ext-db-credentials")
-            .await
-            .unwrap()
-            .is_none(),
+        env.get_opt::<Secret>("ext-db-credentials").await.is_none(),
         "nothing generated"
     );
 
@@ -627,7 +500,7 @@ async fn a_missing_existing_secret_is_reported_not_generated() {
         .unwrap();
     env.poke("ext").await;
     env.wait_ready("ext").await;
-    let api = env.api::<Deployment>().get("ext-api").await.unwrap();
+    let api = env.get::<Deployment>("ext-api").await;
     let pod = api.spec.unwrap().template.spec.unwrap();
     let env_vars = pod.containers[0].env.clone().unwrap();
     let url = env_vars.iter().find(|e| e.name == "DATABASE_URL").unwrap();
@@ -635,7 +508,7 @@ async fn a_missing_existing_secret_is_reported_not_generated() {
         url.value.as_deref().unwrap().contains("$(DB_PASSWORD)"),
         "composed from the Secret's keys"
     );
-    let vault = env.api::<Secret>().get("vault-db").await.unwrap();
+    let vault = env.get::<Secret>("vault-db").await;
     assert!(
         vault.owner_references().is_empty() && vault.labels().is_empty(),
         "the user's Secret is never written"

@@ -2,8 +2,12 @@
 //!
 //! Data (the credentials Secret and the claim) never carries an owner reference, so garbage
 //! collection never takes it, whatever kind of delete: this step alone decides.
-//! - Orphan delete (`--cascade=orphan`, the stack carries the `orphan` finalizer): nothing the
-//!   stack made is deleted, data included; garbage collection orphans the rest.
+//! - Orphan delete (`--cascade=orphan`): nothing the stack made is deleted, data included;
+//!   garbage collection orphans the rest. The API server marks such a delete with the `orphan`
+//!   finalizer, but garbage collection removes it as soon as it has stripped the children's
+//!   owner references, without waiting for this finalizer (say, while the operator is down).
+//!   So a stack whose children no longer point at it was orphan-deleted too: in a background or
+//!   foreground delete they keep their reference until after this step.
 //! - `retainOnDelete: true`: the data is kept (and released from owner references an earlier
 //!   operator version may have set), so a stack re-created under the same name adopts it.
 //! - `retainOnDelete: false`: the data is deleted.
@@ -12,6 +16,8 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -27,7 +33,9 @@ use crate::crd::AppStack;
 use crate::names;
 use crate::plan::ownership::{Owner, Standing, released_references, standing};
 use crate::reasons;
+use crate::stack::Component;
 use crate::status::Observed;
+use kube::api::ObjectMeta;
 
 /// The finalizer Kubernetes adds for `propagationPolicy: Orphan`.
 const ORPHAN_FINALIZER: &str = "orphan";
@@ -57,11 +65,14 @@ pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error
     };
     let secret = names::credentials_secret(&name);
     let claim = names::data_claim(&name);
-    if stack.finalizers().iter().any(|f| f == ORPHAN_FINALIZER) {
+    let orphaning = stack.finalizers().iter().any(|f| f == ORPHAN_FINALIZER)
+        || data.children_were_orphaned(&name).await?;
+    if orphaning {
         events
             .normal(
                 reasons::ORPHANED,
                 format!("Orphan delete: kept every object the stack made, claim {claim} and Secret {secret} included"),
+                None,
             )
             .await;
     } else if stack.spec.database.retain_on_delete {
@@ -72,6 +83,7 @@ pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error
                 .normal(
                     reasons::DATA_RETAINED,
                     format!("Kept volume claim {claim} and Secret {secret} (retainOnDelete); a stack re-created as {name} adopts them"),
+                    None,
                 )
                 .await;
         }
@@ -85,6 +97,7 @@ pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error
                     format!(
                         "Deleted volume claim {claim} and Secret {secret} (retainOnDelete: false)"
                     ),
+                    None,
                 )
                 .await;
         }
@@ -100,6 +113,48 @@ struct Data<'a> {
 }
 
 impl Data<'_> {
+    /// Some workload or Service of the stack is still labelled as its child but no longer refers
+    /// to it: garbage collection has orphaned it.
+    async fn children_were_orphaned(&self, stack: &str) -> Result<bool, Error> {
+        for component in Component::ALL {
+            let name = names::child(stack, component);
+            let found = match component {
+                Component::Database => self.meta::<StatefulSet>(&name).await?,
+                _ => self.meta::<Deployment>(&name).await?,
+            };
+            for meta in [found, self.meta::<Service>(&name).await?]
+                .into_iter()
+                .flatten()
+            {
+                let refers = meta
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| Some(r.uid.as_str()) == self.owner.uid);
+                if standing(&meta, self.owner) == Standing::Ours && !refers {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    async fn meta<K>(&self, name: &str) -> Result<Option<ObjectMeta>, Error>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + k8s_openapi::Resource
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let found = self
+            .api::<K>()
+            .get_opt(name)
+            .await
+            .map_err(|e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e))?;
+        Ok(found.map(|object| object.meta().clone()))
+    }
+
     fn api<K>(&self) -> Api<K>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>

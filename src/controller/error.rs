@@ -102,6 +102,12 @@ impl Error {
             other => Blocker {
                 reason: other.reason(),
                 message: other.to_string(),
+                object: match other {
+                    Error::Rejected { kind, name, .. } | Error::Kube { kind, name, .. } => {
+                        Some((*kind, name.clone()))
+                    }
+                    _ => None,
+                },
             },
         }
     }
@@ -137,6 +143,7 @@ mod tests {
             Error::Blocked(Blocker {
                 reason: "NameConflict",
                 message: "Service books-api exists".into(),
+                object: None,
             }),
         )));
         assert!(wrapped.is_blocking());

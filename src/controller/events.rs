@@ -5,6 +5,8 @@ use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
 
 use crate::crd::AppStack;
+use crate::plan::child::Slot;
+use crate::status::Blocker;
 
 pub struct Events<'a> {
     recorder: &'a Recorder,
@@ -19,22 +21,48 @@ impl<'a> Events<'a> {
         }
     }
 
-    pub async fn normal(&self, reason: &str, note: String) {
-        self.publish(EventType::Normal, reason, note).await;
+    /// A Normal Event, naming the child it is about as its related object: kube's recorder
+    /// folds Events with the same reason, object and related object into one series, so
+    /// "Created Service books-api" and "Created Deployment books-api" must differ there.
+    pub async fn normal(&self, reason: &str, note: String, about: Option<&Slot>) {
+        let related = about.map(|slot| self.reference(slot.kind.name(), &slot.name));
+        self.publish(EventType::Normal, reason, note, related).await;
     }
 
-    pub async fn warning(&self, reason: &str, note: String) {
-        self.publish(EventType::Warning, reason, note).await;
+    /// A Warning Event for a blocker, naming the object it is about.
+    pub async fn warning(&self, blocker: &Blocker) {
+        let related = blocker
+            .object
+            .as_ref()
+            .map(|(kind, name)| self.reference(kind, name));
+        let note = blocker.message.clone();
+        self.publish(EventType::Warning, blocker.reason, note, related)
+            .await;
+    }
+
+    fn reference(&self, kind: &str, name: &str) -> ObjectReference {
+        ObjectReference {
+            kind: Some(kind.to_owned()),
+            name: Some(name.to_owned()),
+            namespace: self.stack.namespace.clone(),
+            ..ObjectReference::default()
+        }
     }
 
     /// Events are best effort: failing to record one must not fail the reconcile.
-    async fn publish(&self, type_: EventType, reason: &str, note: String) {
+    async fn publish(
+        &self,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        secondary: Option<ObjectReference>,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
             action: "Reconcile".into(),
-            secondary: None,
+            secondary,
         };
         if let Err(error) = self.recorder.publish(&event, &self.stack).await {
             tracing::warn!(%error, reason, "could not publish event");

@@ -70,9 +70,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
 async fn announce(stack: &AppStack, events: &Events<'_>, blocker: &Blocker) {
     if is_new(stack.status.as_ref(), blocker) {
         tracing::warn!(reason = blocker.reason, message = %blocker.message, "stack is blocked");
-        events
-            .warning(blocker.reason, blocker.message.clone())
-            .await;
+        events.warning(blocker).await;
     }
 }
 

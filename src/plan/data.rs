@@ -72,9 +72,10 @@ pub fn credentials(
                 message: format!(
                     "volume claim {claim_name} is being deleted; a new one is made once it is gone (pods that still mount it keep it)"
                 ),
+                object: Some((CLAIM, claim_name.clone())),
             }));
         }
-        Found::Foreign => return Err(name_conflict("PersistentVolumeClaim", &claim_name)),
+        Found::Foreign => return Err(name_conflict(CLAIM, &claim_name)),
         Found::Absent | Found::Ours(_) => {}
     }
 
@@ -83,6 +84,7 @@ pub fn credentials(
             blocked(
                 reasons::SECRET_NOT_FOUND,
                 format!("Secret {name} named by spec.database.existingSecret does not exist"),
+                (SECRET, name),
             )
         })?;
         let missing = missing_keys(secret);
@@ -93,6 +95,7 @@ pub fn credentials(
                     "Secret {name} lacks the keys {} (each must be present and non-empty)",
                     missing.join(", ")
                 ),
+                (SECRET, name),
             ));
         }
         return Ok(Source::Existing(Box::new(secret.clone())));
@@ -105,8 +108,9 @@ pub fn credentials(
             message: format!(
                 "credentials Secret {secret_name} is being deleted; waiting for it to go"
             ),
+            object: Some((SECRET, secret_name.clone())),
         })),
-        Found::Foreign => Err(name_conflict("Secret", &secret_name)),
+        Found::Foreign => Err(name_conflict(SECRET, &secret_name)),
         Found::Ours(secret) => match stored_password(secret) {
             Some(password) => {
                 let live_claim = match claim {
@@ -123,6 +127,7 @@ pub fn credentials(
                              restore the claim from a backup and remove the annotation {CLAIM_UID_ANNOTATION} from the Secret, \
                              or delete the Secret too to start over with an empty database and a new password"
                         ),
+                        (CLAIM, &claim_name),
                     ));
                 }
                 Ok(Source::Generated {
@@ -135,6 +140,7 @@ pub fn credentials(
                 format!(
                     "credentials Secret {secret_name} has no password; restore its `password` key (the database still expects the old one)"
                 ),
+                (SECRET, &secret_name),
             )),
         },
         Found::Absent => match claim {
@@ -145,6 +151,7 @@ pub fn credentials(
                      restore the Secret with that password, or delete the claim to start over with an empty database \
                      (the operator stops the database so that the claim can go)"
                 ),
+                (SECRET, &secret_name),
             )),
             _ => Ok(Source::Generated {
                 password: fresh_password.to_owned(),
@@ -166,18 +173,26 @@ pub fn claim_size(stack: &ValidStack, claim: Option<&PersistentVolumeClaim>) -> 
     }
 }
 
-pub fn name_conflict(kind: &str, name: &str) -> Hold {
+pub fn name_conflict(kind: &'static str, name: &str) -> Hold {
     blocked(
         reasons::NAME_CONFLICT,
         format!(
             "{kind} {name} already exists and is not managed by this stack; rename or delete it"
         ),
+        (kind, name),
     )
 }
 
-fn blocked(reason: &'static str, message: String) -> Hold {
-    Hold::Blocked(Blocker { reason, message })
+fn blocked(reason: &'static str, message: String, object: (&'static str, &str)) -> Hold {
+    Hold::Blocked(Blocker {
+        reason,
+        message,
+        object: Some((object.0, object.1.to_owned())),
+    })
 }
+
+const SECRET: &str = "Secret";
+const CLAIM: &str = "PersistentVolumeClaim";
 
 #[cfg(test)]
 mod tests {

@@ -337,6 +337,7 @@ fn replace_database_deployment(
             message: format!(
                 "database: moving Deployment {name} to a StatefulSet on the same claim; {message}"
             ),
+            object: Some(("Deployment", name.clone())),
         }))
     };
     if legacy.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
