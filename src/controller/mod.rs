@@ -120,11 +120,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
-    let outcome = match &result {
-        Ok(_) => "success",
-        Err(error) if error.is_blocking() => "blocked",
-        Err(_) => "error",
-    };
+    let outcome = outcome(&result);
     ctx.metrics.reconciled(outcome, started.elapsed());
     if !matches!(outcome, "error") {
         ctx.failures().remove(&key);
@@ -133,6 +129,35 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
         lock(&ctx.reconciled).insert(key, version);
     }
     result
+}
+
+/// The `outcome` label of a reconcile: a blocked stack is not a success.
+fn outcome(result: &Result<Action, Error>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(error) if error.is_blocking() => "blocked",
+        Err(_) => "error",
+    }
+}
+
+/// Ready once the AppStack watch has listed everything; not ready while it fails (the CRD is
+/// missing, RBAC forbids it, the API server is away) until a fresh list succeeds.
+fn track_readiness<K>(event: &Result<watcher::Event<K>, watcher::Error>, ready: &AtomicBool) {
+    match event {
+        Ok(watcher::Event::InitDone) => {
+            if !ready.swap(true, Ordering::Relaxed) {
+                tracing::info!("AppStack cache synced; ready");
+            }
+        }
+        Err(error) => {
+            if ready.swap(false, Ordering::Relaxed) {
+                tracing::error!(%error, "AppStack watch failed; not ready");
+            } else {
+                tracing::warn!(%error, "AppStack watch failing");
+            }
+        }
+        Ok(_) => {}
+    }
 }
 
 /// Blocked stacks wait for a new spec (invalid) or look again every [`REQUEUE_BLOCKED`];
@@ -201,23 +226,7 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
     let (stacks_cache, stacks_writer) = reflector::store();
     let stacks = watcher(scope.api::<AppStack>(&client), watcher::Config::default())
         .reflect(stacks_writer)
-        .inspect(move |event| match event {
-            Ok(watcher::Event::InitDone) => {
-                if !ready.swap(true, Ordering::Relaxed) {
-                    tracing::info!("AppStack cache synced; ready");
-                }
-            }
-            // The CRD is missing, RBAC forbids the watch, the API server is away: not ready
-            // until a fresh list succeeds.
-            Err(error) => {
-                if ready.swap(false, Ordering::Relaxed) {
-                    tracing::error!(%error, "AppStack watch failed; not ready");
-                } else {
-                    tracing::warn!(%error, "AppStack watch failing");
-                }
-            }
-            Ok(_) => {}
-        })
+        .inspect(move |event| track_readiness(event, &ready))
         .applied_objects();
     let controller = Controller::for_stream(stacks, stacks_cache)
         .owns(scope.api::<StatefulSet>(&client), children.clone())
@@ -252,4 +261,49 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
         })
         .await;
     tracing::info!("controller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Blocker;
+
+    #[test]
+    fn readiness_follows_the_appstack_watch() {
+        let ready = AtomicBool::new(false);
+        let listed: Result<watcher::Event<AppStack>, watcher::Error> = Ok(watcher::Event::InitDone);
+        track_readiness(&listed, &ready);
+        assert!(ready.load(Ordering::Relaxed), "ready once listed");
+        let forbidden: Result<watcher::Event<AppStack>, watcher::Error> =
+            Err(watcher::Error::NoResourceVersion);
+        track_readiness(&forbidden, &ready);
+        assert!(
+            !ready.load(Ordering::Relaxed),
+            "not ready while the watch fails"
+        );
+        track_readiness(&listed, &ready);
+        assert!(
+            ready.load(Ordering::Relaxed),
+            "ready again after a fresh list"
+        );
+    }
+
+    #[test]
+    fn a_blocked_stack_is_not_a_successful_reconcile() {
+        let blocked = Err(Error::Blocked(Blocker {
+            reason: "NameConflict",
+            message: "Service books-api exists".into(),
+            object: None,
+        }));
+        assert_eq!(outcome(&blocked), "blocked");
+        assert_eq!(outcome(&Ok(Action::await_change())), "success");
+        let transient = Err(Error::from_kube(
+            "Service",
+            "x",
+            kube::Error::Api(Box::new(
+                kube::core::Status::failure("boom", "InternalError").with_code(500),
+            )),
+        ));
+        assert_eq!(outcome(&transient), "error");
+    }
 }
