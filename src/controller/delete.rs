@@ -35,7 +35,6 @@ use crate::plan::ownership::{Owner, Standing, released_references, standing};
 use crate::reasons;
 use crate::stack::Component;
 use crate::status::Observed;
-use kube::api::ObjectMeta;
 
 /// The finalizer Kubernetes adds for `propagationPolicy: Orphan`.
 const ORPHAN_FINALIZER: &str = "orphan";
@@ -112,116 +111,104 @@ struct Data<'a> {
     owner: Owner<'a>,
 }
 
+/// What the delete path reads and writes: namespaced kinds with their Kubernetes kind name.
+trait Kind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + k8s_openapi::Resource
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+impl<K> Kind for K where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + k8s_openapi::Resource
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 impl Data<'_> {
-    /// Some workload or Service of the stack is still labelled as its child but no longer refers
-    /// to it: garbage collection has orphaned it.
+    fn api<K: Kind>(&self) -> Api<K> {
+        Api::namespaced(self.ctx.client.clone(), self.namespace)
+    }
+
+    fn failed<K: Kind>(name: &str) -> impl FnOnce(kube::Error) -> Error + '_ {
+        move |e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e)
+    }
+
+    /// The object `name` if it is the stack's (not someone else's, not being deleted).
+    async fn ours<K: Kind>(&self, name: &str) -> Result<Option<K>, Error> {
+        let found = self
+            .api::<K>()
+            .get_opt(name)
+            .await
+            .map_err(Self::failed::<K>(name))?;
+        Ok(found.filter(|object| standing(object.meta(), self.owner) == Standing::Ours))
+    }
+
+    /// Some workload or Service of the stack is still its child by its labels but no longer
+    /// refers to it: garbage collection has orphaned it.
     async fn children_were_orphaned(&self, stack: &str) -> Result<bool, Error> {
         for component in Component::ALL {
             let name = names::child(stack, component);
-            let found = match component {
-                Component::Database => self.meta::<StatefulSet>(&name).await?,
-                _ => self.meta::<Deployment>(&name).await?,
+            let workload = match component {
+                Component::Database => self.ours::<StatefulSet>(&name).await?.map(|o| o.metadata),
+                _ => self.ours::<Deployment>(&name).await?.map(|o| o.metadata),
             };
-            for meta in [found, self.meta::<Service>(&name).await?]
-                .into_iter()
-                .flatten()
-            {
-                let refers = meta
+            let service = self.ours::<Service>(&name).await?.map(|o| o.metadata);
+            let orphaned = [workload, service].into_iter().flatten().any(|meta| {
+                !meta
                     .owner_references
                     .iter()
                     .flatten()
-                    .any(|r| Some(r.uid.as_str()) == self.owner.uid);
-                if standing(&meta, self.owner) == Standing::Ours && !refers {
-                    return Ok(true);
-                }
+                    .any(|r| Some(r.uid.as_str()) == self.owner.uid)
+            });
+            if orphaned {
+                return Ok(true);
             }
         }
         Ok(false)
     }
 
-    async fn meta<K>(&self, name: &str) -> Result<Option<ObjectMeta>, Error>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + k8s_openapi::Resource
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let found = self
-            .api::<K>()
-            .get_opt(name)
-            .await
-            .map_err(|e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e))?;
-        Ok(found.map(|object| object.meta().clone()))
-    }
-
-    fn api<K>(&self) -> Api<K>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        Api::namespaced(self.ctx.client.clone(), self.namespace)
-    }
-
     /// Drop owner references to this stack from our object `name`. Returns whether it is ours
     /// and kept.
-    async fn release<K>(&self, name: &str) -> Result<bool, Error>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + k8s_openapi::Resource
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api = self.api::<K>();
-        let failed = |e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e);
-        let Some(object) = api.get_opt(name).await.map_err(failed)? else {
+    async fn release<K: Kind>(&self, name: &str) -> Result<bool, Error> {
+        let Some(object) = self.ours::<K>(name).await? else {
             return Ok(false);
         };
-        if standing(object.meta(), self.owner) != Standing::Ours {
-            return Ok(false);
-        }
         if let Some(owners) = released_references(object.meta(), self.owner) {
             let patch = json!({"metadata": {
                 "ownerReferences": owners,
                 "resourceVersion": object.meta().resource_version,
             }});
-            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            self.api::<K>()
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
-                .map_err(failed)?;
+                .map_err(Self::failed::<K>(name))?;
         }
         Ok(true)
     }
 
     /// Delete our object `name`; anything else of that name is left alone. Returns whether it
     /// deleted something.
-    async fn remove<K>(&self, name: &str) -> Result<bool, Error>
-    where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-            + k8s_openapi::Resource
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api = self.api::<K>();
-        let failed = |e| Error::from_kube(<K as k8s_openapi::Resource>::KIND, name, e);
-        let Some(object) = api.get_opt(name).await.map_err(failed)? else {
-            return Ok(false);
-        };
-        if standing(object.meta(), self.owner) != Standing::Ours {
+    async fn remove<K: Kind>(&self, name: &str) -> Result<bool, Error> {
+        if self.ours::<K>(name).await?.is_none() {
             return Ok(false);
         }
-        match api.delete(name, &DeleteParams::background()).await {
+        match self
+            .api::<K>()
+            .delete(name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => {
-                self.ctx
-                    .metrics
-                    .child_write(<K as k8s_openapi::Resource>::KIND, reasons::DELETED);
+                let kind = <K as k8s_openapi::Resource>::KIND;
+                self.ctx.metrics.child_write(kind, reasons::DELETED);
                 Ok(true)
             }
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-            Err(e) => Err(failed(e)),
+            Err(e) => Err(Self::failed::<K>(name)(e)),
         }
     }
 }
