@@ -4,7 +4,10 @@
 //! What one object can tell about itself is validated by the API server through the schema and
 //! the CEL rules below; `crate::validate` repeats the same checks for offline `render`.
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::EnvVar;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -19,14 +22,33 @@ const SCALE_RULE: &str =
     "!has(self.autoscaling) || !has(oldSelf.autoscaling) || self.replicas == oldSelf.replicas";
 const SCALE_MESSAGE: &str = "cannot change while autoscaling is set: the HorizontalPodAutoscaler owns the number of pods (change autoscaling.minReplicas and maxReplicas instead)";
 
+// Formats as CEL rules with a message rather than schema patterns: the API server words a
+// pattern failure as "spec.x in body should match '<regex>'", naming the field twice.
+
 /// A Postgres role or database name that needs no quoting in `DATABASE_URL`.
-const IDENTIFIER_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_-]*$";
-/// A DNS-1123 subdomain: the name of a Secret.
-const SECRET_NAME_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const IDENTIFIER_RULE: &str = "self.matches('^[A-Za-z_][A-Za-z0-9_-]*$')";
+const IDENTIFIER_MESSAGE: &str =
+    "must be letters, digits, '_' or '-', starting with a letter or '_'";
+/// A DNS-1123 subdomain: the name of a Secret, an IngressClass, a StorageClass.
+const DNS_NAME_RULE: &str =
+    r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
+const DNS_NAME_MESSAGE: &str = "must be lowercase letters, digits, '-' and '.' (a DNS-1123 name)";
 /// A host name: DNS labels of at most 63 characters, no wildcard.
-const HOST_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$";
+const HOST_RULE: &str =
+    r"self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$')";
+const HOST_MESSAGE: &str =
+    "must be a host name: lowercase DNS labels of at most 63 characters, no wildcard";
+/// A container image reference as Kubernetes accepts it.
+const IMAGE_RULE: &str = r"!self.matches('^\\s|\\s$')";
+const IMAGE_MESSAGE: &str = "must not start or end with whitespace";
+/// Environment variable names every supported Kubernetes release accepts.
+const ENV_NAMES_RULE: &str = "self.all(e, e.name.matches('^[-._a-zA-Z][-._a-zA-Z0-9]*$'))";
+const ENV_NAMES_MESSAGE: &str =
+    "names must be letters, digits, '-', '_' or '.', not starting with a digit";
+
+/// No cpu or memory request above its limit (what the Pod API refuses).
+const REQUESTS_RULE: &str = "!has(self.requests) || !has(self.limits) || ['cpu', 'memory'].all(k, !(k in self.requests) || !(k in self.limits) || !isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)";
+const REQUESTS_MESSAGE: &str = "a request must not be above its limit";
 
 /// Desired state of a three-tier web application: a Flask/Gunicorn API, a Postgres database on a
 /// persistent volume, and a React frontend.
@@ -84,6 +106,7 @@ pub struct AppStackSpec {
 pub struct ApiSpec {
     /// Container image of the API, e.g. `registry.example.com/books-api:1.4.2`.
     #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub image: String,
     /// Number of API pods. Ignored while `autoscaling` is set (the HorizontalPodAutoscaler owns
     /// the count then). Also set by `kubectl scale appstack/<name> --replicas=N`.
@@ -102,7 +125,8 @@ pub struct ApiSpec {
     /// be one of the generated `DATABASE_URL`, `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_USER`,
     /// `DB_PASSWORD`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(schema_with = "env_vars")]
+    #[x_kube(validation = Rule::new(ENV_NAMES_RULE).message(ENV_NAMES_MESSAGE))]
     #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD']))").message("must not set DATABASE_URL or DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD: the operator sets them from the credentials"))]
     pub env: Vec<EnvVar>,
     /// HTTP path for the liveness and readiness probes.
@@ -112,7 +136,7 @@ pub struct ApiSpec {
     /// CPU and memory requests and limits. When absent: requests 100m CPU and 128Mi memory, limit
     /// 512Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Resources>,
     /// Scale the API with a HorizontalPodAutoscaler on CPU utilisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
@@ -128,6 +152,7 @@ pub struct ApiSpec {
 pub struct FrontendSpec {
     /// Container image of the frontend, e.g. `registry.example.com/books-web:1.4.2`.
     #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub image: String,
     /// Number of frontend pods. Ignored while `autoscaling` is set.
     #[serde(default = "default_replicas")]
@@ -139,7 +164,8 @@ pub struct FrontendSpec {
     pub port: i32,
     /// Extra environment variables, with unique names.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(schema_with = "env_vars")]
+    #[x_kube(validation = Rule::new(ENV_NAMES_RULE).message(ENV_NAMES_MESSAGE))]
     pub env: Vec<EnvVar>,
     /// HTTP path for the liveness and readiness probes.
     #[serde(default = "default_frontend_health_path")]
@@ -148,13 +174,62 @@ pub struct FrontendSpec {
     /// CPU and memory requests and limits. When absent: requests 50m CPU and 64Mi memory, limit
     /// 256Mi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Resources>,
     /// Scale the frontend with a HorizontalPodAutoscaler on CPU utilisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<AutoscalingSpec>,
     /// Type of the frontend Service.
     #[serde(default)]
     pub service_type: ServiceType,
+}
+
+/// Requests and limits of a container, as in a Pod (`cpu`, `memory`, `ephemeral-storage`, …).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(REQUESTS_RULE).message(REQUESTS_MESSAGE))]
+pub struct Resources {
+    /// The least the container is given, e.g. `{cpu: 250m, memory: 256Mi}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantities")]
+    pub requests: Option<BTreeMap<String, Quantity>>,
+    /// The most the container may use, e.g. `{memory: 1Gi}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "quantities")]
+    pub limits: Option<BTreeMap<String, Quantity>>,
+}
+
+/// Container environment variables with unique names (a map keyed by name), at most 100, names
+/// at most 256 characters: the bounds keep the names rule within the API server's CEL budget.
+fn env_vars(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut item = generator.subschema_for::<EnvVar>();
+    if let Some(name) = item
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("name"))
+        .and_then(|n| n.as_object_mut())
+    {
+        name.insert("maxLength".into(), 256.into());
+    }
+    schemars::json_schema!({
+        "type": "array",
+        "items": item,
+        "maxItems": 100,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["name"],
+    })
+}
+
+/// A small map of resource names to quantities. The bounds keep the CEL rules above within the
+/// API server's cost budget.
+fn quantities(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 8,
+        "propertyNames": {"maxLength": 64},
+        "additionalProperties": {
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "maxLength": 64,
+        },
+    })
 }
 
 /// HorizontalPodAutoscaler settings (autoscaling/v2, CPU utilisation).
@@ -194,17 +269,20 @@ pub struct DatabaseSpec {
     /// Postgres image (the official image or one compatible with its environment variables).
     #[serde(default = "default_postgres_image")]
     #[schemars(length(min = 1))]
+    #[x_kube(validation = Rule::new(IMAGE_RULE).message(IMAGE_MESSAGE))]
     pub image: String,
     /// Name of the database: letters, digits, `_` and `-`, starting with a letter or `_`.
     /// Defaults to the stack's name. Fixed once the stack exists (it cannot be added, changed or
     /// removed): Postgres creates it only when it initialises the volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = IDENTIFIER_PATTERN))]
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new(IDENTIFIER_RULE).message(IDENTIFIER_MESSAGE))]
     pub name: Option<String>,
     /// Database user, with the same characters as `name`. Defaults to the stack's name. Fixed
     /// once the stack exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = IDENTIFIER_PATTERN))]
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new(IDENTIFIER_RULE).message(IDENTIFIER_MESSAGE))]
     pub user: Option<String>,
     /// The volume that holds the data.
     #[serde(default)]
@@ -212,7 +290,8 @@ pub struct DatabaseSpec {
     /// Name of an existing Secret with keys `username` and `password` (and optionally
     /// `DATABASE_URL`) to use instead of generating credentials. The operator never writes to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(DNS_NAME_RULE).message(DNS_NAME_MESSAGE))]
     pub existing_secret: Option<String>,
     /// Keep the data volume claim and the generated credentials Secret when the stack is
     /// deleted, so that a stack re-created with the same name finds its data and password again.
@@ -222,7 +301,7 @@ pub struct DatabaseSpec {
     /// CPU and memory requests and limits. When absent: requests 250m CPU and 256Mi memory, limit
     /// 1Gi memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<Resources>,
 }
 
 /// The database volume.
@@ -238,6 +317,8 @@ pub struct StorageSpec {
     pub size: String,
     /// StorageClass of the claim; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(DNS_NAME_RULE).message(DNS_NAME_MESSAGE))]
     pub storage_class_name: Option<String>,
 }
 
@@ -247,10 +328,13 @@ pub struct StorageSpec {
 pub struct IngressSpec {
     /// Host name, e.g. `books.example.com`: lowercase DNS labels of at most 63 characters. A
     /// wildcard is not accepted, since `status.url` must be a URL one can open.
-    #[schemars(length(min = 1, max = 253), regex(pattern = HOST_PATTERN))]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(HOST_RULE).message(HOST_MESSAGE))]
     pub host: String,
     /// IngressClass to use; the cluster's default class when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(DNS_NAME_RULE).message(DNS_NAME_MESSAGE))]
     pub class_name: Option<String>,
     /// Path prefix routed to the API; everything else goes to the frontend.
     #[serde(default = "default_api_path")]
@@ -266,7 +350,8 @@ pub struct IngressSpec {
 #[serde(rename_all = "camelCase")]
 pub struct IngressTlsSpec {
     /// Name of a `kubernetes.io/tls` Secret in the stack's namespace.
-    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new(DNS_NAME_RULE).message(DNS_NAME_MESSAGE))]
     pub secret_name: String,
 }
 

@@ -6,9 +6,13 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::AppStack;
+use crate::crd::{AppStack, Resources};
 use crate::quantity;
 use crate::stack::{Component, Database, MAX_NAME_LENGTH, ValidStack, WebTier};
 
@@ -67,7 +71,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         command: spec.api.command.clone(),
         env: spec.api.env.clone(),
         health_path: spec.api.health_path.clone(),
-        resources: spec.api.resources.clone(),
+        resources: spec.api.resources.as_ref().map(requirements),
         autoscaling: spec.api.autoscaling.clone(),
         service_type: spec.api.service_type,
     };
@@ -79,7 +83,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         command: None,
         env: spec.frontend.env.clone(),
         health_path: spec.frontend.health_path.clone(),
-        resources: spec.frontend.resources.clone(),
+        resources: spec.frontend.resources.as_ref().map(requirements),
         autoscaling: spec.frontend.autoscaling.clone(),
         service_type: spec.frontend.service_type,
     };
@@ -88,11 +92,19 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
     }
 
     let db = &spec.database;
-    problems.check(
-        !db.image.trim().is_empty(),
-        "spec.database.image",
-        "must not be empty",
+    check_image(&mut problems, "spec.database.image", &db.image);
+    check_resources(
+        &mut problems,
+        "spec.database.resources",
+        db.resources.as_ref().map(requirements).as_ref(),
     );
+    if let Some(class) = &db.storage.storage_class_name {
+        problems.check(
+            is_dns_subdomain(class),
+            "spec.database.storage.storageClassName",
+            DNS_NAME_MESSAGE,
+        );
+    }
     for (field, value) in [
         ("spec.database.name", &db.name),
         ("spec.database.user", &db.user),
@@ -135,6 +147,13 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
             "spec.ingress.apiPath",
             "must start with '/' and must not be '/' (that path serves the frontend)",
         );
+        if let Some(class) = &ingress.class_name {
+            problems.check(
+                is_dns_subdomain(class),
+                "spec.ingress.className",
+                DNS_NAME_MESSAGE,
+            );
+        }
         if let Some(tls) = &ingress.tls {
             problems.check(
                 is_dns_subdomain(&tls.secret_name),
@@ -160,7 +179,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
             storage_class_name: db.storage.storage_class_name.clone(),
             existing_secret: db.existing_secret.clone(),
             retain_on_delete: db.retain_on_delete,
-            resources: db.resources.clone(),
+            resources: db.resources.as_ref().map(requirements),
         },
         ingress: spec.ingress.clone(),
         name,
@@ -181,6 +200,11 @@ fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
     for (index, var) in tier.env.iter().enumerate() {
         let field = format!("{prefix}.env[{index}].name");
         problems.check(
+            is_env_name(&var.name),
+            &field,
+            "must be letters, digits, '-', '_' or '.', not starting with a digit",
+        );
+        problems.check(
             !tier.env[..index]
                 .iter()
                 .any(|earlier| earlier.name == var.name),
@@ -195,10 +219,11 @@ fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
             );
         }
     }
-    problems.check(
-        !tier.image.trim().is_empty(),
-        &format!("{prefix}.image"),
-        "must not be empty",
+    check_image(problems, &format!("{prefix}.image"), &tier.image);
+    check_resources(
+        problems,
+        &format!("{prefix}.resources"),
+        tier.resources.as_ref(),
     );
     problems.check(
         tier.replicas >= 0,
@@ -236,6 +261,62 @@ fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
             "must be between 1 and 100",
         );
     }
+}
+
+const DNS_NAME_MESSAGE: &str = "must be lowercase letters, digits, '-' and '.' (a DNS-1123 name)";
+
+fn check_image(problems: &mut Problems, field: &str, image: &str) {
+    problems.check(!image.is_empty(), field, "must not be empty");
+    problems.check(
+        image.trim() == image,
+        field,
+        "must not start or end with whitespace",
+    );
+}
+
+fn requirements(resources: &Resources) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: resources.requests.clone(),
+        limits: resources.limits.clone(),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// Requests and limits are quantities, and no request is above its limit.
+fn check_resources(problems: &mut Problems, field: &str, resources: Option<&ResourceRequirements>) {
+    let Some(resources) = resources else {
+        return;
+    };
+    let requests = resources.requests.clone().unwrap_or_default();
+    let limits = resources.limits.clone().unwrap_or_default();
+    let valid = |map: &BTreeMap<String, Quantity>| {
+        map.values().all(|q| quantity::parse_nanos(&q.0).is_some())
+    };
+    problems.check(
+        valid(&requests) && valid(&limits),
+        field,
+        "requests and limits must be quantities such as 250m or 512Mi",
+    );
+    // cpu and memory, as the CRD's rule (a rule over every key would exceed its cost budget).
+    let above = limits
+        .iter()
+        .filter(|(key, _)| matches!(key.as_str(), "cpu" | "memory"))
+        .any(|(key, limit)| {
+            let request = requests.get(key).and_then(|r| quantity::parse_nanos(&r.0));
+            request
+                .zip(quantity::parse_nanos(&limit.0))
+                .is_some_and(|(request, limit)| request > limit)
+        });
+    problems.check(!above, field, "a request must not be above its limit");
+}
+
+/// An environment variable name every supported Kubernetes release accepts.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '-' | '.' | '_'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
 }
 
 /// A Postgres role or database name that needs no quoting in a URL.
@@ -383,6 +464,32 @@ ingress: {host: "Bad_Host", apiPath: "api"}
             (
                 "ingress: {host: h.example.com, tls: {secretName: 'Bad'}}",
                 "spec.ingress.tls.secretName",
+            ),
+            (
+                "ingress: {host: h.example.com, className: Bad_Class}",
+                "spec.ingress.className",
+            ),
+            (
+                "database: {storage: {size: 1Gi, storageClassName: Fast_SSD}}",
+                "spec.database.storage.storageClassName",
+            ),
+            ("api: {image: ' a'}", "spec.api.image"),
+            ("database: {image: 'postgres:17 '}", "spec.database.image"),
+            (
+                "api: {image: a, env: [{name: 'A=B'}]}",
+                "spec.api.env[0].name",
+            ),
+            (
+                "frontend: {image: f, env: [{name: '1A'}]}",
+                "spec.frontend.env[0].name",
+            ),
+            (
+                "api: {image: a, resources: {requests: {memory: 2Gi}, limits: {memory: 1Gi}}}",
+                "spec.api.resources",
+            ),
+            (
+                "database: {resources: {requests: {cpu: lots}}}",
+                "spec.database.resources",
             ),
         ];
         for (spec, field) in cases {
