@@ -5,17 +5,30 @@
 #   ${APPSTACK_CLUSTER_CACHE:-~/.cache/appstack-cluster}/<k8s>-etcd<v>-kwok<v>/bin
 # Does nothing when all binaries are already there. Progress goes to stderr; the
 # only line on stdout is the bin dir, so `BIN_DIR=$(tests/cluster/build.sh)` works.
+#
+# --real-node also builds, into a bin dir of their own (NODE_BIN_DIR in lib.sh),
+# kubelet and kube-proxy (same k8s module), CoreDNS and local-path-provisioner
+# (`go install <module>@<version>`, versions pinned in lib.sh).
 set -euo pipefail
 
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-have_all() {
-  local b
-  for b in "${BINARIES[@]}"; do [[ -x "${BIN_DIR}/${b}" ]] || return 1; done
+real_node=0
+case "${1:-}" in
+  --real-node) real_node=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--real-node]" >&2; exit 2 ;;
+esac
+
+have_all() { # <dir> <binaries...>
+  local dir="$1" b
+  shift
+  for b in "$@"; do [[ -x "${dir}/${b}" ]] || return 1; done
 }
 
-if have_all; then
+if have_all "${BIN_DIR}" "${BINARIES[@]}" &&
+  { ((real_node == 0)) || have_all "${NODE_BIN_DIR}" "${NODE_BINARIES[@]}"; }; then
   echo "${BIN_DIR}"
   exit 0
 fi
@@ -54,19 +67,39 @@ build_one() { # <module dir> <ldflags> <tags> <packages...>
     -ldflags "${ldflags}" -o "${tmp}/" "$@")
 }
 
-# `go build .` names the binary after the module path's last element: "etcd".
-build_one etcd "-s -w" "" .
+if ! have_all "${BIN_DIR}" "${BINARIES[@]}"; then
+  # `go build .` names the binary after the module path's last element: "etcd".
+  build_one etcd "-s -w" "" .
 
-build_one kwok "-s -w" "" \
-  sigs.k8s.io/kwok/cmd/kwok
+  build_one kwok "-s -w" "" \
+    sigs.k8s.io/kwok/cmd/kwok
 
-build_one k8s "${k8s_ldflags}" "selinux,notest,grpcnotrace" \
-  k8s.io/kubernetes/cmd/kube-apiserver \
-  k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler \
-  k8s.io/kubernetes/cmd/kubectl
+  build_one k8s "${k8s_ldflags}" "selinux,notest,grpcnotrace" \
+    k8s.io/kubernetes/cmd/kube-apiserver \
+    k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler \
+    k8s.io/kubernetes/cmd/kubectl
 
-mkdir -p "${BIN_DIR}"
-for b in "${BINARIES[@]}"; do mv -f "${tmp}/${b}" "${BIN_DIR}/${b}"; done
-log "built ${#BINARIES[@]} binaries in $((SECONDS - start))s (cold build time)"
+  mkdir -p "${BIN_DIR}"
+  for b in "${BINARIES[@]}"; do mv -f "${tmp}/${b}" "${BIN_DIR}/${b}"; done
+  log "built ${#BINARIES[@]} binaries in $((SECONDS - start))s (cold build time)"
+fi
+
+if ((real_node)) && ! have_all "${NODE_BIN_DIR}" "${NODE_BINARIES[@]}"; then
+  node_start=${SECONDS}
+  # kubelet and kube-proxy need cgo for nothing: static like the rest.
+  build_one k8s "${k8s_ldflags}" "selinux,notest,grpcnotrace" \
+    k8s.io/kubernetes/cmd/kubelet \
+    k8s.io/kubernetes/cmd/kube-proxy
+  # Their own go.mod, unchanged: `go install module@version` ignores ours. GOBIN must be
+  # absolute and outside any module.
+  for mod in "github.com/coredns/coredns@${COREDNS_VERSION}" \
+    "github.com/rancher/local-path-provisioner@${LPP_VERSION}"; do
+    log "building ${mod} ..."
+    (cd "${tmp}" && GOFLAGS=-buildvcs=false GOBIN="${tmp}" "${GO}" install -p 2 -trimpath -ldflags "-s -w" "${mod}")
+  done
+  mkdir -p "${NODE_BIN_DIR}"
+  for b in "${NODE_BINARIES[@]}"; do mv -f "${tmp}/${b}" "${NODE_BIN_DIR}/${b}"; done
+  log "built the real node's ${#NODE_BINARIES[@]} binaries in $((SECONDS - node_start))s (cold build time)"
+fi
 echo "${BIN_DIR}"

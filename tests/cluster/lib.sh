@@ -26,6 +26,13 @@ CACHE_ROOT="${APPSTACK_CLUSTER_CACHE:-${HOME}/.cache/appstack-cluster}"
 BIN_DIR="${CACHE_ROOT}/${K8S_VERSION}-etcd${ETCD_VERSION#v}-kwok${KWOK_VERSION#v}/bin"
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
 
+# The real node (up.sh --real-node): kubelet and kube-proxy from the same k8s module (k8s/tools.go),
+# CoreDNS and local-path-provisioner with `go install <module>@<version>` (their own go.mod).
+COREDNS_VERSION=v1.14.7
+LPP_VERSION=v0.0.30
+NODE_BIN_DIR="${CACHE_ROOT}/${K8S_VERSION}-coredns${COREDNS_VERSION#v}-lpp${LPP_VERSION#v}/bin"
+NODE_BINARIES=(kubelet kube-proxy coredns local-path-provisioner)
+
 # Runtime state of a running cluster (kubeconfig, certs, logs, pids, data).
 CLUSTER_DIR="${APPSTACK_CLUSTER_DIR:-${REPO_ROOT}/target/cluster}"
 [[ "${CLUSTER_DIR}" == /* ]] || CLUSTER_DIR="${PWD}/${CLUSTER_DIR}"
