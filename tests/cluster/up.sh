@@ -6,31 +6,61 @@
 # and pv/ (wiped on every start). A cluster previously started from the same
 # dir is stopped first.
 #
+#   up.sh [--real-node]
+#
+# --real-node: instead of KWOK, one real node that runs containers (node.sh,
+# node-up.sh): containerd, kubelet, kube-proxy, CoreDNS and
+# local-path-provisioner, in a network namespace of their own; the apiserver
+# then listens on the host end of that namespace's veth instead of 127.0.0.1.
+# Needs root. Images come from images.sh (no registry).
+#
 # Env: APPSTACK_CLUSTER_PORT (default 16443; ports PORT..PORT+4 are used),
 #      APPSTACK_CLUSTER_DIR, APPSTACK_CLUSTER_CACHE (see build.sh),
-#      APPSTACK_CLUSTER_PVS (size of the PersistentVolume pool, default 40),
-#      APPSTACK_CLUSTER_TIMEOUT (seconds to wait per component, default 120).
+#      APPSTACK_CLUSTER_PVS (size of the PersistentVolume pool, default 150: volumes are Retain and never reused, and one full test run claims about 60),
+#      APPSTACK_CLUSTER_TIMEOUT (seconds to wait per component, default 120),
+#      APPSTACK_CLUSTER_NET (--real-node: the 10.N /16 of pods and Services;
+#      derived from the port by default).
 set -euo pipefail
 
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=node.sh
+source "${CLUSTER_SRC}/node.sh"
+
+real_node=0
+case "${1:-}" in
+  --real-node) real_node=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--real-node]" >&2; exit 2 ;;
+esac
 
 PORT="${APPSTACK_CLUSTER_PORT:-16443}"
 ETCD_PORT=$((PORT + 1))
 ETCD_PEER_PORT=$((PORT + 2))
 KCM_PORT=$((PORT + 3))
 SCHED_PORT=$((PORT + 4))
-PV_COUNT="${APPSTACK_CLUSTER_PVS:-40}"
-SERVICE_CIDR=10.96.0.0/16
-SERVICE_IP=10.96.0.1 # first IP of SERVICE_CIDR: the `kubernetes` Service
+PV_COUNT="${APPSTACK_CLUSTER_PVS:-150}"
+if ((real_node)); then
+  node_settings "${PORT}" # SERVICE_CIDR, SERVICE_IP, HOST_IP, ...
+  API_HOST="${HOST_IP}"
+else
+  SERVICE_CIDR=10.96.0.0/16
+  SERVICE_IP=10.96.0.1 # first IP of SERVICE_CIDR: the `kubernetes` Service
+  API_HOST=127.0.0.1
+fi
 
 start_time=${SECONDS}
-"${CLUSTER_SRC}/build.sh" >/dev/null
+if ((real_node)); then
+  node_packages
+  "${CLUSTER_SRC}/build.sh" --real-node >/dev/null
+else
+  "${CLUSTER_SRC}/build.sh" >/dev/null
+fi
 "${CLUSTER_SRC}/down.sh"
 
 PKI="${CLUSTER_DIR}/pki"
 KUBECONFIG_FILE="${CLUSTER_DIR}/kubeconfig"
-rm -rf "${CLUSTER_DIR}/etcd" "${LOGS}" "${CLUSTER_DIR}/pv"
+rm -rf "${CLUSTER_DIR}/etcd" "${LOGS}" "${CLUSTER_DIR}/pv" "${NODE_DIR}"
 mkdir -p "${LOGS}" "${CLUSTER_DIR}/pv"
 : >"${PIDS_FILE}"
 
@@ -53,6 +83,14 @@ for p in "${PORT}" "${ETCD_PORT}" "${ETCD_PEER_PORT}" "${KCM_PORT}" "${SCHED_POR
     exit 1
   fi
 done
+
+# The real node's network first: the apiserver listens on its host end.
+if ((real_node)); then
+  node_preflight
+  mkdir -p "${NODE_DIR}"
+  node_write_env
+  node_network_up
+fi
 
 # ---------------------------------------------------------------- certificates
 command -v openssl >/dev/null || { log "openssl is required"; exit 1; }
@@ -80,11 +118,16 @@ new_cert() {
   rm -f "${PKI}/${name}.csr"
 }
 
+# The apiserver's names: loopback, the `kubernetes` Service and, with the real node, the host
+# end of its veth. Recorded next to the certificate, which is re-issued when they change.
+APISERVER_SAN="subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},IP:${API_HOST},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+
 gen_pki() {
   new_ca ca appstack-test-ca
   local client="extendedKeyUsage=clientAuth"
   new_cert apiserver kube-apiserver "" "extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+${APISERVER_SAN}"
+  echo "${APISERVER_SAN}" >"${PKI}/apiserver.san"
   # system:masters bypasses RBAC; the other identities get their permissions
   # from the bootstrap RBAC policy, exactly as in a kubeadm cluster.
   new_cert admin kubernetes-admin system:masters "${client}"
@@ -110,7 +153,7 @@ kind: Config
 clusters:
 - name: appstack
   cluster:
-    server: https://127.0.0.1:${PORT}
+    server: https://${API_HOST}:${PORT}
     certificate-authority-data: $("${b64[@]}" <"${PKI}/ca.crt")
 users:
 - name: $2
@@ -132,10 +175,13 @@ EOF
 pki_valid() {
   local f
   for f in ca front-proxy-ca apiserver admin controller-manager scheduler front-proxy-client; do
-    [[ -f "${PKI}/${f}.key" ]] && openssl x509 -checkend 86400 -noout -in "${PKI}/${f}.crt" \
-      >/dev/null 2>&1 || return 1
+    cert_valid "${f}" || return 1
   done
-  [[ -f "${PKI}/sa.key" && -f "${PKI}/sa.pub" ]]
+  [[ -f "${PKI}/sa.key" && -f "${PKI}/sa.pub" ]] &&
+    [[ "$(cat "${PKI}/apiserver.san" 2>/dev/null)" == "${APISERVER_SAN}" ]]
+}
+cert_valid() { # <name>
+  [[ -f "${PKI}/$1.key" ]] && openssl x509 -checkend 86400 -noout -in "${PKI}/$1.crt" >/dev/null 2>&1
 }
 if ! pki_valid; then
   log "generating certificates in ${PKI}"
@@ -146,6 +192,21 @@ fi
 write_kubeconfig "${KUBECONFIG_FILE}" admin
 write_kubeconfig "${PKI}/controller-manager.kubeconfig" controller-manager
 write_kubeconfig "${PKI}/scheduler.kubeconfig" scheduler
+
+# The real node's identities, signed by the same CA: the kubelet as a node (the Node authorizer
+# and NodeRestriction apply), kube-proxy (bootstrap role system:node-proxier), CoreDNS and the
+# provisioner (roles in node.sh), and the apiserver's client certificate for the kubelet API.
+if ((real_node)); then
+  node_certs=("kubelet system:node:${NODE_NAME} system:nodes" "kube-proxy system:kube-proxy -"
+    "coredns appstack:coredns -" "local-path-provisioner appstack:local-path-provisioner -"
+    "apiserver-kubelet-client kube-apiserver-kubelet-client system:masters")
+  for spec in "${node_certs[@]}"; do
+    read -r name cn org <<<"${spec}"
+    [[ "${org}" != - ]] || org=""
+    cert_valid "${name}" || new_cert "${name}" "${cn}" "${org}" "extendedKeyUsage=clientAuth"
+    [[ "${name}" == apiserver-kubelet-client ]] || write_kubeconfig "${PKI}/${name}.kubeconfig" "${name}"
+  done
+fi
 
 # ------------------------------------------------------------------- processes
 # start <name> <args...>: runs ${BIN_DIR}/<name> with start_process (lib.sh).
@@ -175,9 +236,19 @@ wait_for "etcd health" etcd \
 # the bind address is loopback (else the apiserver picks the host's interface).
 # The `kubernetes` Service gets no Endpoints: their validation forbids
 # loopback addresses, so the endpoint reconciler is turned off.
+# With the real node the apiserver listens on the host end of the node's veth
+# (pods reach it there through the `kubernetes` Service) and reaches kubelets
+# by their InternalIP (not by name through the host's resolver).
+if ((real_node)); then
+  api_flags=(--bind-address="${API_HOST}" --advertise-address="${API_HOST}"
+    --kubelet-client-certificate="${PKI}/apiserver-kubelet-client.crt"
+    --kubelet-client-key="${PKI}/apiserver-kubelet-client.key"
+    --kubelet-preferred-address-types=InternalIP)
+else
+  api_flags=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none)
+fi
 start kube-apiserver \
-  --bind-address=127.0.0.1 --secure-port="${PORT}" \
-  --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+  "${api_flags[@]}" --secure-port="${PORT}" \
   --etcd-servers="http://127.0.0.1:${ETCD_PORT}" \
   --tls-cert-file="${PKI}/apiserver.crt" --tls-private-key-file="${PKI}/apiserver.key" \
   --client-ca-file="${PKI}/ca.crt" \
@@ -197,7 +268,7 @@ start kube-apiserver \
   --proxy-client-key-file="${PKI}/front-proxy-client.key"
 wait_for "kube-apiserver /readyz" kube-apiserver \
   curl_ok --cacert "${PKI}/ca.crt" --cert "${PKI}/admin.crt" --key "${PKI}/admin.key" \
-  "https://127.0.0.1:${PORT}/readyz"
+  "https://${API_HOST}:${PORT}/readyz"
 
 # kube-controller-manager: all default controllers (+ the bootstrap-token
 # ones, like kubeadm), each with its own ServiceAccount credentials. Single
@@ -229,6 +300,10 @@ start kube-scheduler \
 wait_for "kube-scheduler /healthz" kube-scheduler \
   curl_ok -k "https://127.0.0.1:${SCHED_PORT}/healthz"
 
+if ((real_node)); then
+  # shellcheck source=node-up.sh
+  source "${CLUSTER_SRC}/node-up.sh"
+else # ------------------------------------------------------ KWOK nodes (the default)
 # KWOK plays kubelet for the nodes annotated kwok.x-k8s.io/node=fake. HOME is
 # redirected because kwok otherwise reads/creates ~/.kwok.
 HOME="${CLUSTER_DIR}/kwok-home" start kwok \
@@ -273,6 +348,7 @@ nodes_ready() {
   [[ "$(grep -cx True <<<"${ready}")" -eq 3 ]]
 }
 wait_for "3 kwok nodes Ready and untainted" kwok nodes_ready
+fi # ------------------------------------------------------------------ KWOK nodes
 # Pods can only be created once a namespace has its `default` ServiceAccount.
 wait_for "default ServiceAccount" kube-controller-manager \
   "${KUBECTL[@]}" get serviceaccount default -n default
@@ -285,9 +361,17 @@ EOF
 down_cmd="${CLUSTER_SRC}/down.sh"
 [[ -z "${APPSTACK_CLUSTER_DIR:-}" ]] || down_cmd="APPSTACK_CLUSTER_DIR='${CLUSTER_DIR}' ${down_cmd}"
 current_log=""
-log "cluster up in $((SECONDS - start_time))s"
+if ((real_node)); then
+  log "cluster with real node ${NODE_NAME} up in $((SECONDS - start_time))s"
+  cat <<EOF
+Real node ${NODE_NAME}: pods ${POD_CIDR}, Services ${SERVICE_CIDR}, network namespace ${NETNS}
+  (reachable from this machine only). Build and load the images: ${CLUSTER_SRC}/images.sh
+EOF
+else
+  log "cluster up in $((SECONDS - start_time))s"
+fi
 cat <<EOF
-Kubernetes ${K8S_VERSION} test cluster is up: https://127.0.0.1:${PORT}
+Kubernetes ${K8S_VERSION} test cluster is up: https://${API_HOST}:${PORT}
   kubeconfig: ${KUBECONFIG_FILE}
   binaries:   ${BIN_DIR}
   logs:       ${LOGS}
