@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # End-to-end test of appstack-operator on a real cluster: install, create the books stack, wait for
-# Ready, send traffic through the Ingress, delete the stack and check its data is kept.
+# Ready, send traffic, delete the stack and check its data is kept, re-create it and check that it
+# finds its password and its data again.
 #
 #   tests/e2e/run.sh KUBECONFIG
 #
+# Traffic goes through the Ingress when the cluster has an Ingress controller for the stack's
+# class (kind with ingress-nginx, as in .github/workflows/e2e.yml), and otherwise straight to the
+# Services through `kubectl port-forward` on 127.0.0.1 (the local real node: up.sh --real-node).
+#
 # E2E_OPERATOR=external  the caller runs the operator as a local process: only the CRD is applied
 # E2E_SKIP_TRAFFIC=1     skip the HTTP checks (a control plane whose pods never really run)
+# E2E_TRAFFIC=ingress|port-forward   force how traffic reaches the stack
 # E2E_KEEP=1             leave the books namespace in place at the end
 # E2E_INGRESS_ADDR/PORT  where the Ingress controller listens (default 127.0.0.1:80, kind's port mapping)
 # On failure the namespace is always left for inspection.
@@ -20,14 +26,24 @@ STACK=books
 HOST=books.example.com
 ADDR="${E2E_INGRESS_ADDR:-127.0.0.1}"
 PORT="${E2E_INGRESS_PORT:-80}"
-BASE="http://$HOST:$PORT"
 
 step() { printf '\n==> %s  %s\n' "$(date +%H:%M:%S)" "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
+FORWARDS=()     # PIDs of kubectl port-forward
+FORWARD_LOGS=$(mktemp -d)
+stop_forwards() {
+  local pid
+  for pid in "${FORWARDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${FORWARDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  FORWARDS=()
+}
+
 # On any failure, show the stack and what happened in the namespace before exiting.
 on_exit() {
   local rc=$?
+  stop_forwards
+  rm -rf "$FORWARD_LOGS"
   if [ "$rc" -ne 0 ]; then
     echo "--- e2e failed (exit $rc); state of namespace $NS:" >&2
     kubectl -n "$NS" get appstack "$STACK" -o yaml >&2 || true
@@ -46,55 +62,103 @@ retry() {
   done
 }
 
-# curl through the Ingress by host name, without DNS; -f turns HTTP errors into failures.
-ingress_curl() {
+# How traffic reaches the stack: through the Ingress if a controller serves the stack's class.
+if [ "${E2E_SKIP_TRAFFIC:-0}" = 1 ]; then
+  TRAFFIC=skip
+elif [ -n "${E2E_TRAFFIC:-}" ]; then
+  TRAFFIC="$E2E_TRAFFIC"
+elif kubectl get ingressclass nginx >/dev/null 2>&1; then
+  TRAFFIC=ingress
+else
+  TRAFFIC=port-forward
+fi
+case "$TRAFFIC" in ingress | port-forward | skip) ;; *) fail "E2E_TRAFFIC must be ingress or port-forward" ;; esac
+
+# forward SERVICE PORT: `kubectl port-forward` to a free port on 127.0.0.1, put in FORWARD_PORT.
+forward() {
+  local log="$FORWARD_LOGS/$1.log" pid
+  FORWARD_PORT=""
+  kubectl -n "$NS" port-forward --address 127.0.0.1 "service/$1" ":$2" >"$log" 2>&1 &
+  pid=$!
+  FORWARDS+=("$pid")
+  for _ in $(seq 100); do
+    FORWARD_PORT=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$log" | head -n1)
+    [ -z "$FORWARD_PORT" ] || return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "kubectl port-forward service/$1: $(cat "$log")"
+}
+
+# open_traffic: sets API_BASE and WEB_BASE (where the API's /api/books and the page are).
+open_traffic() {
+  if [ "$TRAFFIC" = ingress ]; then
+    API_BASE="http://$HOST:$PORT"
+    WEB_BASE="http://$HOST:$PORT"
+  else
+    stop_forwards
+    forward "$STACK-api" 5000
+    API_BASE="http://127.0.0.1:$FORWARD_PORT"
+    forward "$STACK-frontend" 8080
+    WEB_BASE="http://127.0.0.1:$FORWARD_PORT"
+  fi
+}
+
+# curl through the Ingress by host name, without DNS (or straight to a forwarded port);
+# -f turns HTTP errors into failures.
+app_curl() {
   curl -fsS --max-time 10 --resolve "$HOST:$PORT:$ADDR" "$@"
 }
 
 if [ "${E2E_OPERATOR:-}" = external ]; then
-  step "1/6 apply the CRD (the operator runs outside the cluster)"
+  step "1/7 apply the CRD (the operator runs outside the cluster)"
   kubectl apply -f crd/appstack.yaml
 else
-  step "1/6 install the operator"
+  step "1/7 install the operator"
   kubectl apply -f deploy/install.yaml
   kubectl -n appstack-system rollout status deploy/appstack-operator --timeout=180s
 fi
 kubectl wait --for=condition=Established crd/appstacks.appstack.dev --timeout=60s
 
-step "2/6 create namespace $NS (restricted Pod Security) and the books stack"
+step "2/7 create namespace $NS (restricted Pod Security) and the books stack"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite
 kubectl apply -n "$NS" -f examples/books.yaml
 
-step "3/6 wait for appstack/$STACK to be Ready"
+step "3/7 wait for appstack/$STACK to be Ready"
 kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=300s
 
-if [ "${E2E_SKIP_TRAFFIC:-0}" = 1 ]; then
-  step "4/6 traffic checks skipped (E2E_SKIP_TRAFFIC=1)"
+id=""
+if [ "$TRAFFIC" = skip ]; then
+  step "4/7 traffic checks skipped (E2E_SKIP_TRAFFIC=1)"
 else
-  step "4/6 traffic through the Ingress at $BASE (resolved to $ADDR)"
   command -v jq >/dev/null || fail "jq is needed for the traffic checks"
+  open_traffic
+  step "4/7 traffic ($TRAFFIC): API at $API_BASE, frontend at $WEB_BASE"
   # The Ingress controller picks up new rules a little after the stack is Ready.
-  retry 180 ingress_curl -o /dev/null "$BASE/api/books"
+  retry 180 app_curl -o /dev/null "$API_BASE/api/books"
 
   title="e2e $(date +%s)"
-  created=$(retry 60 ingress_curl -X POST -H 'Content-Type: application/json' \
-    -d "{\"title\": \"$title\", \"author\": \"appstack e2e\", \"year\": 2024}" "$BASE/api/books")
+  created=$(retry 60 app_curl -X POST -H 'Content-Type: application/json' \
+    -d "{\"title\": \"$title\", \"author\": \"appstack e2e\", \"year\": 2024}" "$API_BASE/api/books")
   echo "created: $created"
   id=$(jq -er .id <<<"$created") || fail "POST /api/books returned no id: $created"
   [ "$(jq -r .title <<<"$created")" = "$title" ] || fail "POST /api/books echoed a different title: $created"
 
-  fetched=$(retry 30 ingress_curl "$BASE/api/books/$id")
+  fetched=$(retry 30 app_curl "$API_BASE/api/books/$id")
   [ "$(jq -S . <<<"$fetched")" = "$(jq -S . <<<"$created")" ] || fail "GET /api/books/$id = $fetched, want $created"
-  jq -e --argjson id "$id" 'any(.[]; .id == $id)' >/dev/null <<<"$(ingress_curl "$BASE/api/books")" \
+  jq -e --argjson id "$id" 'any(.[]; .id == $id)' >/dev/null <<<"$(app_curl "$API_BASE/api/books")" \
     || fail "book $id missing from GET /api/books"
 
-  page=$(retry 60 ingress_curl "$BASE/")
+  page=$(retry 60 app_curl "$WEB_BASE/")
   grep -q '<div id="root">' <<<"$page" || fail "GET / is not the React page: $page"
   echo "API round trip and frontend page OK"
+  stop_forwards
 fi
 
-step "5/6 delete the stack; the claim and credentials must stay (retainOnDelete defaults to true)"
+step "5/7 delete the stack; the claim and credentials must stay (retainOnDelete defaults to true)"
+password=$(kubectl -n "$NS" get secret "$STACK-db-credentials" -o jsonpath='{.data.password}')
+claim_uid=$(kubectl -n "$NS" get pvc "$STACK-db-data" -o jsonpath='{.metadata.uid}')
 kubectl -n "$NS" delete appstack "$STACK" --wait --timeout=120s
 for obj in pvc/books-db-data secret/books-db-credentials; do
   owners=$(kubectl -n "$NS" get "$obj" -o jsonpath='{.metadata.ownerReferences}') || fail "$obj was deleted with the stack"
@@ -104,10 +168,26 @@ for obj in pvc/books-db-data secret/books-db-credentials; do
   echo "$obj kept, no owner"
 done
 
+step "6/7 re-create the stack: same claim, same password$([ -z "$id" ] || echo ", book $id still there")"
+kubectl apply -n "$NS" -f examples/books.yaml
+kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=300s
+[ "$(kubectl -n "$NS" get secret "$STACK-db-credentials" -o jsonpath='{.data.password}')" = "$password" ] \
+  || fail "the re-created stack has a different database password"
+[ "$(kubectl -n "$NS" get pvc "$STACK-db-data" -o jsonpath='{.metadata.uid}')" = "$claim_uid" ] \
+  || fail "the re-created stack has a new data claim"
+echo "same claim ($claim_uid) and password"
+if [ -n "$id" ]; then
+  open_traffic
+  again=$(retry 180 app_curl "$API_BASE/api/books/$id")
+  [ "$(jq -S . <<<"$again")" = "$(jq -S . <<<"$created")" ] || fail "after re-creation GET /api/books/$id = $again, want $created"
+  echo "book $id read back after re-creation: $again"
+  stop_forwards
+fi
+
 if [ "${E2E_KEEP:-0}" = 1 ]; then
-  step "6/6 namespace $NS kept (E2E_KEEP=1)"
+  step "7/7 namespace $NS kept (E2E_KEEP=1)"
 else
-  step "6/6 delete namespace $NS"
+  step "7/7 delete namespace $NS"
   kubectl delete namespace "$NS" --wait --timeout=180s
 fi
 step "e2e passed"
