@@ -101,7 +101,6 @@ pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error
                 .await;
         }
     }
-    ctx.forget(&stack);
     Ok(Action::await_change())
 }
 

@@ -92,10 +92,6 @@ impl Context {
             .cloned()
     }
 
-    /// Drop what is kept about a stack that is gone.
-    fn forget(&self, stack: &AppStack) {
-        self.failures().remove(&ObjectRef::from_obj(stack));
-    }
 }
 
 /// A panic elsewhere cannot leave these maps inconsistent; keep using them.
@@ -112,6 +108,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     let stacks: Api<AppStack> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = ObjectRef::from_obj(stack.as_ref());
     let version = stack.resource_version();
+    let deleting = stack.metadata.deletion_timestamp.is_some();
     let result = finalizer(&stacks, FINALIZER, stack, |event| async {
         match event {
             FinalizerEvent::Apply(stack) => reconcile::reconcile(stack, &ctx).await,
@@ -125,7 +122,10 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     if !matches!(outcome, "error") {
         ctx.failures().remove(&key);
     }
-    if let Some(version) = version {
+    if deleting && result.is_ok() {
+        // The finalizer let go: the stack is gone, and so is what was kept about it.
+        lock(&ctx.reconciled).remove(&key);
+    } else if let Some(version) = version {
         lock(&ctx.reconciled).insert(key, version);
     }
     result
