@@ -9,10 +9,10 @@ node_kubelet_mounts
 node_cgroups_up
 "${KUBECTL[@]}" apply -f <(node_manifests) >/dev/null
 
-start_node_process containerd netns /usr/bin/containerd --config "${NODE_DIR}/containerd/config.toml"
+start_node_process containerd runtime /usr/bin/containerd --config "${NODE_DIR}/containerd/config.toml"
 wait_for "containerd" containerd ctr --address "${CONTAINERD_SOCK}" version
 
-start_node_process kubelet kubelet "${NODE_BIN_DIR}/kubelet" \
+start_node_process kubelet runtime "${NODE_BIN_DIR}/kubelet" \
   --config="${NODE_DIR}/kubelet/config.yaml" \
   --kubeconfig="${PKI}/kubelet.kubeconfig" \
   --root-dir="${NODE_DIR}/kubelet/root" --cert-dir="${NODE_DIR}/kubelet/pki" \

@@ -4,21 +4,27 @@
 # calls node_settings, node_network_up, node_start) and down.sh (node_stop_tasks, node_sweep),
 # after lib.sh. Defines variables and functions only.
 #
-# Network: everything that touches the pod network runs in a network namespace of its own,
-# ${NETNS}, whose only interfaces are loopback, the pod bridge and one end of a veth pair whose
-# other end sits on the host. Neither the namespace nor the pods have a default route, so nothing
+# Network: everything that touches the pod network runs in a network namespace of its own (kept
+# by a bind mount at ${NETNS_FILE}, not in /run/netns), whose only interfaces are loopback, the pod
+# bridge and one end of a veth pair whose other end sits on the host. Neither the namespace nor the pods have a default route, so nothing
 # they send can leave the machine. The host routes the pod and Service ranges into the namespace
 # through the veth; the apiserver listens on the host end of it (HOST_IP), which is also the
 # address pods reach it at (the `kubernetes` Service). kube-proxy's iptables rules and the
 # forwarding/bridge sysctls live in the namespace, so the host's iptables are never touched.
 #
-#   host: HOST_VETH HOST_IP/30 ── veth ── ${NETNS}: uplink NS_IP/30, bridge BRIDGE NODE_IP/24, pods
+#   host: HOST_VETH HOST_IP/30 ── veth ── namespace: uplink NS_IP/30, bridge BRIDGE NODE_IP/24, pods
+#
+# Mounts: containerd and kubelet each get a mount namespace of their own with tmpfs over /run,
+# /var/lib and /var/log (see node_exec), because containerd 1.6 puts its shims' sockets in
+# /run/containerd/s and kubelet writes /var/lib/kubelet/device-plugins and /var/log/containers
+# whatever their configuration says. The machine's own paths are never written.
 #
 # State: ${NODE_DIR} (wiped by up.sh on start); ${NODE_DIR}/env records the settings so down.sh
 # tears down exactly what up.sh made whatever the environment says then.
 
 NODE_DIR="${CLUSTER_DIR}/node"
 NODE_ENV="${NODE_DIR}/env"
+NETNS_FILE="${NODE_DIR}/ns/net"
 NODE_NAME=real-node
 BRIDGE=appstack0
 CLUSTER_DOMAIN=cluster.local
@@ -72,7 +78,7 @@ node_settings() {
     log "APPSTACK_CLUSTER_NET must look like 10.N (N ≤ 254), not '${NET}'"
     return 1
   fi
-  NETNS="appstack-${port}"
+  NETNS="appstack-${port}" # its name in logs and as the CNI network's name
   HOST_VETH="appstack${port}" # ≤ 15 characters
   POD_CIDR="${NET}.0.0/24"
   NODE_IP="${NET}.0.1"          # bridge gateway: kubelet, CoreDNS, the node's InternalIP
@@ -108,7 +114,7 @@ EOF
 
 # in_netns <command...>: runs a command in the node's network namespace (and nothing else: the
 # mount namespace stays the host's, so kubelet's and containerd's mounts are shared as usual).
-in_netns() { nsenter --net="/run/netns/${NETNS}" -- "$@"; }
+in_netns() { nsenter --net="${NETNS_FILE}" -- "$@"; }
 
 # Debian packages the real node needs; installed when missing (apt-get update once).
 node_packages() {
@@ -132,8 +138,8 @@ node_preflight() {
     log "--real-node needs root (network namespace, cgroups, containerd)"
     return 1
   fi
-  if [[ -e "/run/netns/${NETNS}" ]]; then
-    log "network namespace ${NETNS} already exists (a real node on this port still up? run down.sh)"
+  if ip link show "${HOST_VETH}" >/dev/null 2>&1; then
+    log "interface ${HOST_VETH} already exists (a real node on this port still up? run down.sh)"
     return 1
   fi
   # The /16 must be unused on the host: no address, no route other than the default one.
@@ -167,33 +173,34 @@ node_cgroups_up() {
   done < <(node_cgroup_dirs)
 }
 
-# node_exec <netns|kubelet|host> <command...>: the command line start_process runs for a node
-# daemon: it joins the node's `daemons` cgroup (so containerd's shims are found and stopped with
-# it), then execs the daemon, in the node's network namespace or the host's. Every step execs, so
-# the recorded PID is the daemon's.
+# node_exec <netns|runtime|host> <command...>: the command line start_process runs for a node
+# daemon. It joins the node's `daemons` cgroup (so containerd's shims are found and stopped with
+# it), then execs the daemon: in the node's network namespace (netns), also in a mount namespace
+# of its own (runtime: containerd and kubelet), or as is (host). Every step execs, so the
+# recorded PID is the daemon's.
 #
-# kubelet also gets a mount namespace of its own, because it writes to two paths it cannot be
-# told otherwise: /var/lib/kubelet/device-plugins and /var/log/containers. There they are
-# directories of the node (tmpfs over /var/lib and /var/log, in that namespace only). Its root dir
-# is a shared mount (node_kubelet_mounts), so the volumes it mounts there reach containerd.
+# The runtime mount namespace: tmpfs over /run, /var/lib and /var/log, with the node's own
+# directories on /var/lib/kubelet and /var/log/containers. (`mount -n` everywhere: without it
+# mount(8) creates /run/mount on the host for its utab.) kubelet's root dir is a shared mount
+# (node_kubelet_mounts) made before either namespace, so the volumes kubelet mounts there reach
+# containerd; containerd's own mounts (root filesystems, pod network namespaces) stay in its
+# namespace and vanish with it.
 node_exec() {
   local where="$1" procs=() dir
   shift
   while read -r dir; do procs+=("${dir}/daemons/cgroup.procs"); done < <(node_cgroup_dirs)
-  if [[ "${where}" == netns || "${where}" == kubelet ]]; then
-    set -- nsenter --net="/run/netns/${NETNS}" -- "$@"
+  if [[ "${where}" == netns || "${where}" == runtime ]]; then
+    set -- nsenter --net="${NETNS_FILE}" -- "$@"
   fi
-  if [[ "${where}" == kubelet ]]; then
-    local k="${NODE_DIR}/kubelet"
+  if [[ "${where}" == runtime ]]; then
     # shellcheck disable=SC2016 # expanded by the inner bash
     set -- unshare --mount --propagation unchanged -- bash -euc '
-      mount -t tmpfs -o mode=0755 appstack-var-lib /var/lib
-      mount -t tmpfs -o mode=0755 appstack-var-log /var/log
+      for d in /run /var/lib /var/log; do mount -n -t tmpfs -o mode=0755 appstack-node "$d"; done
       mkdir /var/lib/kubelet /var/log/containers
-      mount --bind "$1/var-lib-kubelet" /var/lib/kubelet
-      mount --bind "$1/containers-logs" /var/log/containers
+      mount -n --bind "$1/var-lib-kubelet" /var/lib/kubelet
+      mount -n --bind "$1/containers-logs" /var/log/containers
       shift
-      exec "$@"' kubelet-mounts "${k}" "$@"
+      exec "$@"' node-mounts "${NODE_DIR}/kubelet" "$@"
   fi
   # shellcheck disable=SC2016 # expanded by the inner bash
   NODE_CMD=(bash -c 'while [[ "$1" != -- ]]; do echo $$ >"$1"; shift; done; shift; exec "$@"'
@@ -211,19 +218,26 @@ start_node_process() {
 # Route the pod and Service ranges from the host into the namespace; nothing else goes there and
 # nothing comes out but replies and connections to HOST_IP.
 node_network_up() {
-  ip netns add "${NETNS}"
-  ip -n "${NETNS}" link set lo up
-  ip link add "${HOST_VETH}" type veth peer name uplink netns "${NETNS}"
+  # The namespace, kept by a bind mount on a file of the node's dir (on a private mount, as
+  # `ip netns` does for /run/netns).
+  mkdir -p "${NODE_DIR}/ns"
+  mount -n --bind "${NODE_DIR}/ns" "${NODE_DIR}/ns"
+  mount -n --make-private "${NODE_DIR}/ns"
+  touch "${NETNS_FILE}"
+  unshare --net="${NETNS_FILE}" true
+  in_netns ip link set lo up
+  # The veth is made inside and its host end moved to this shell's (the host's) namespace.
+  in_netns ip link add uplink type veth peer name "${HOST_VETH}" netns "$$"
   ip addr add "${HOST_IP}/30" dev "${HOST_VETH}"
   ip link set "${HOST_VETH}" up
-  ip -n "${NETNS}" addr add "${NS_IP}/30" dev uplink
-  ip -n "${NETNS}" link set uplink up
+  in_netns ip addr add "${NS_IP}/30" dev uplink
+  in_netns ip link set uplink up
   # The bridge exists before CNI (which adopts it) so that kubelet and CoreDNS can bind NODE_IP.
-  ip -n "${NETNS}" link add "${BRIDGE}" type bridge
-  ip -n "${NETNS}" addr add "${NODE_IP}/24" dev "${BRIDGE}"
-  ip -n "${NETNS}" link set "${BRIDGE}" up
+  in_netns ip link add "${BRIDGE}" type bridge
+  in_netns ip addr add "${NODE_IP}/24" dev "${BRIDGE}"
+  in_netns ip link set "${BRIDGE}" up
   # Service traffic that kube-proxy has not translated (yet) stays on the bridge and dies there.
-  ip -n "${NETNS}" route add "${SERVICE_CIDR}" dev "${BRIDGE}"
+  in_netns ip route add "${SERVICE_CIDR}" dev "${BRIDGE}"
   ip route add "${POD_CIDR}" via "${NS_IP}" dev "${HOST_VETH}"
   ip route add "${SERVICE_CIDR}" via "${NS_IP}" dev "${HOST_VETH}"
   # Per-namespace sysctls: routing between bridge and uplink, iptables for bridged traffic
@@ -244,9 +258,9 @@ node_check_routes() {
     got="$(ip route get "${addr}")"
     [[ "${got}" == *" dev ${HOST_VETH} "* ]] || { log "host route to ${addr} is not via ${HOST_VETH}: ${got}"; return 1; }
   done
-  got="$(ip -n "${NETNS}" route get "${SERVICE_IP}")"
+  got="$(in_netns ip route get "${SERVICE_IP}")"
   [[ "${got}" == *" dev ${BRIDGE} "* ]] || { log "namespace route to ${SERVICE_IP}: ${got}"; return 1; }
-  if got="$(ip -n "${NETNS}" route get 192.0.2.1 2>&1)"; then
+  if got="$(in_netns ip route get 192.0.2.1 2>&1)"; then
     log "the namespace has a route off the machine: ${got}"
     return 1
   fi
@@ -523,12 +537,12 @@ node_stop_tasks() {
 }
 
 # kubelet's root dir: a shared mount, so that what kubelet mounts there in its own mount namespace
-# (secrets, projected tokens, emptyDirs in memory) is seen by containerd in the host's.
+# (secrets, projected tokens, emptyDirs in memory) is seen by containerd in its own.
 node_kubelet_mounts() {
   local root="${NODE_DIR}/kubelet/root"
   mkdir -p "${root}" "${NODE_DIR}/kubelet/var-lib-kubelet" "${NODE_DIR}/kubelet/containers-logs"
-  mount --bind "${root}" "${root}"
-  mount --make-rshared "${root}"
+  mount -n --bind "${root}" "${root}"
+  mount -n --make-rshared "${root}"
 }
 
 # Removes whatever is left of the node: processes in its cgroups (by PID), mounts under the
@@ -549,14 +563,18 @@ node_sweep() {
     ((left)) || break
     sleep 0.1
   done
-  # Mounts (container root filesystems, pod volumes, network namespaces), deepest first.
-  while read -r mnt; do
-    umount -l "${mnt}" 2>/dev/null || true
-  done < <(awk -v d="${NODE_DIR}/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
-  if [[ -n "${NETNS:-}" && -e "/run/netns/${NETNS}" ]]; then
-    ip netns delete "${NETNS}"
-    log "deleted network namespace ${NETNS} (bridge, veth ${HOST_VETH}, routes, iptables rules)"
+  # The host end of the veth (with it the other end and the routes through it), now: the
+  # namespace itself goes when its last reference does, which the kernel may finish later.
+  if [[ -n "${HOST_VETH:-}" ]] && ip link show "${HOST_VETH}" >/dev/null 2>&1; then
+    ip link delete "${HOST_VETH}"
   fi
+  # Mounts seen from here (kubelet's root dir and the volumes in it, the network namespace's
+  # file), deepest first. Unmounting the file releases the namespace: bridge, kube-proxy's rules.
+  while read -r mnt; do
+    umount -n -l "${mnt}" 2>/dev/null || true
+  done < <(awk -v d="${NODE_DIR}/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+  [[ -z "${HOST_VETH:-}" ]] ||
+    log "removed the network namespace ${NETNS} (veth ${HOST_VETH}, routes, bridge, iptables rules)"
   # Cgroups, children first.
   while read -r dir; do
     [[ -d "${dir}" ]] && find "${dir}" -depth -type d -exec rmdir {} + 2>/dev/null
