@@ -4,10 +4,15 @@
 #   2. the local control plane (built from the Kubernetes Go modules, cached), then
 #      `cargo test`: unit tests plus the integration tests against that control plane;
 #   3. the README's one-command trial (tests/cluster/try.sh) and the e2e script against it;
-#   4. the sample app's pytest (real Postgres) and Vitest suites, and actionlint.
-# The control plane is always stopped at the end.
+#   4. the sample app's pytest (real Postgres) and Vitest suites, and actionlint;
+#   5. the real node: the KWOK cluster is stopped, `tests/cluster/up.sh --real-node` starts one
+#      that runs containers, tests/cluster/images.sh builds and loads the images, then the e2e
+#      script (operator as a pod, traffic on) and the real-pod tests run against it.
+# The cluster is always stopped at the end. APPSTACK_CLUSTER_DIR/PORT move it (see
+# tests/cluster/README.md); the real node needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CLUSTER_DIR="${APPSTACK_CLUSTER_DIR:-target/cluster}"
 
 log() { printf '\n==> %s  %s\n' "$(date +%H:%M:%S)" "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -25,14 +30,15 @@ fi
 log "cargo fmt --check, clippy, shellcheck"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-shellcheck -x tests/*.sh tests/cluster/*.sh tests/e2e/*.sh deploy/*.sh .ci/run
+shellcheck -x tests/*.sh tests/cluster/*.sh tests/cluster/images/*.sh tests/e2e/*.sh \
+  tests/real-node/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
 trap 'bash tests/cluster/down.sh || true' EXIT
 bash tests/cluster/up.sh
 bash tests/cluster/smoke-test.sh
 # shellcheck source=/dev/null
-source target/cluster/env
+source "$CLUSTER_DIR/env"
 
 log "cargo test (unit + integration)"
 cargo test --locked
@@ -47,5 +53,29 @@ E2E_OPERATOR=external E2E_SKIP_TRAFFIC=1 bash tests/e2e/run.sh "$KUBECONFIG"
 log "sample app (pytest + Vitest) and workflow lint"
 bash tests/sample-app.sh
 bash tests/lint-workflows.sh
+
+# The real node: containers for real, the operator as a pod from deploy/install.yaml, the images
+# built without a registry. Each step's time is printed (cold on a fresh machine: builds; warm:
+# everything cached under ~/.cache).
+[ "$(id -u)" -eq 0 ] || { echo "the real node needs root (network namespace, cgroups, containerd)" >&2; exit 1; }
+timed() { # <label> <command...>
+  local t0=$SECONDS
+  "$@"
+  TIMES+=("$1 $((SECONDS - t0))s")
+}
+TIMES=()
+log "real node: stop the KWOK cluster; build (tests/cluster/build.sh --real-node)"
+bash tests/cluster/down.sh
+timed build bash tests/cluster/build.sh --real-node >/dev/null
+log "real node: tests/cluster/up.sh --real-node"
+timed up bash tests/cluster/up.sh --real-node
+log "real node: tests/cluster/images.sh"
+timed images bash tests/cluster/images.sh
+log "real node: the e2e script (operator as a pod, traffic on)"
+timed e2e bash tests/e2e/run.sh "$CLUSTER_DIR/kubeconfig"
+log "real node: real-pod tests (tests/real-node/run.sh)"
+timed real-pod-tests bash tests/real-node/run.sh
+timed down bash tests/cluster/down.sh
+log "real node times: ${TIMES[*]}"
 
 log "all tests passed"
