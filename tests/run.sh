@@ -59,9 +59,10 @@ bash tests/lint-workflows.sh
 # everything cached under ~/.cache).
 [ "$(id -u)" -eq 0 ] || { echo "the real node needs root (network namespace, cgroups, containerd)" >&2; exit 1; }
 timed() { # <label> <command...>
-  local t0=$SECONDS
+  local label="$1" t0=$SECONDS
+  shift
   "$@"
-  TIMES+=("$1 $((SECONDS - t0))s")
+  TIMES+=("$label $((SECONDS - t0))s")
 }
 TIMES=()
 log "real node: stop the KWOK cluster; build (tests/cluster/build.sh --real-node)"

@@ -63,6 +63,8 @@ as_needed_packages() {
 # lines for a suite, with its -updates and -security.
 debian_sources() { # <suite>
   local main sec
+  # apt's lists name the archives; a machine without them gets them once.
+  [[ -n "$(apt-get indextargets 'Created-By: Packages')" ]] || apt-get update -qq
   # shellcheck disable=SC2016 # apt's format variables
   main="$(apt-get indextargets --format '$(REPO_URI) $(LABEL)' 'Created-By: Packages' |
     awk '$2 == "Debian" { print $1; exit }')"
