@@ -1,13 +1,14 @@
 # shellcheck shell=bash disable=SC2034
 # The real node of `up.sh --real-node`: containerd, kubelet, kube-proxy (iptables), CoreDNS and
-# local-path-provisioner, run as plain processes beside the control plane. Sourced by up.sh (which
-# calls node_settings, node_network_up, node_start) and down.sh (node_stop_tasks, node_sweep),
-# after lib.sh. Defines variables and functions only.
+# local-path-provisioner, run as plain processes beside the control plane. Sourced after lib.sh
+# by up.sh (node_settings, node_network_up, then node-up.sh starts the processes), down.sh
+# (node_stop_tasks, node_sweep), images.sh and the real-pod tests. Defines variables and
+# functions only.
 #
 # Network: everything that touches the pod network runs in a network namespace of its own (kept
 # by a bind mount at ${NETNS_FILE}, not in /run/netns), whose only interfaces are loopback, the pod
-# bridge and one end of a veth pair whose other end sits on the host. Neither the namespace nor the pods have a default route, so nothing
-# they send can leave the machine. The host routes the pod and Service ranges into the namespace
+# bridge and one end of a veth pair whose other end sits on the host. Neither the namespace nor
+# the pods have a default route, so nothing they send can leave the machine. The host routes the pod and Service ranges into the namespace
 # through the veth; the apiserver listens on the host end of it (HOST_IP), which is also the
 # address pods reach it at (the `kubernetes` Service). kube-proxy's iptables rules and the
 # forwarding/bridge sysctls live in the namespace, so the host's iptables are never touched.
@@ -112,8 +113,8 @@ CONTAINERD_SOCK='${CONTAINERD_SOCK}'
 EOF
 }
 
-# in_netns <command...>: runs a command in the node's network namespace (and nothing else: the
-# mount namespace stays the host's, so kubelet's and containerd's mounts are shared as usual).
+# in_netns <command...>: runs a command in the node's network namespace (only: the mount
+# namespace stays the caller's).
 in_netns() { nsenter --net="${NETNS_FILE}" -- "$@"; }
 
 # Debian packages the real node needs; installed when missing (apt-get update once).
@@ -207,7 +208,7 @@ node_exec() {
     node-exec "${procs[@]}" -- "$@")
 }
 
-# start_node_process <name> <netns|host> <executable> <args...>
+# start_node_process <name> <netns|runtime|host> <executable> <args...>
 start_node_process() {
   local name="$1" where="$2"
   shift 2
