@@ -120,7 +120,7 @@ new_cert() {
 
 # The apiserver's names: loopback, the `kubernetes` Service and, with the real node, the host
 # end of its veth. Recorded next to the certificate, which is re-issued when they change.
-APISERVER_SAN="subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},IP:${API_HOST},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+APISERVER_SAN="subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},$([[ "${API_HOST}" == 127.0.0.1 ]] || echo "IP:${API_HOST},")DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 
 gen_pki() {
   new_ca ca appstack-test-ca
