@@ -91,7 +91,6 @@ impl Context {
             .get(&ObjectRef::new(name).within(namespace))
             .cloned()
     }
-
 }
 
 /// A panic elsewhere cannot leave these maps inconsistent; keep using them.
