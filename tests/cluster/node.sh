@@ -140,8 +140,15 @@ node_preflight() {
     return 1
   fi
   if ip link show "${HOST_VETH}" >/dev/null 2>&1; then
-    log "interface ${HOST_VETH} already exists (a real node on this port still up? run down.sh)"
-    return 1
+    if [[ -n "$(node_cgroup_pids)" ]]; then
+      log "interface ${HOST_VETH} already exists and a real node on this port is up (run down.sh)"
+      return 1
+    fi
+    # A run killed before down.sh (a session's end, SIGKILL) leaves its veth and cgroups behind,
+    # possibly from another clone: no process is left in them, so they are swept here.
+    log "sweeping what a killed real node on this port left: interface ${HOST_VETH}, cgroup ${CGROUP}"
+    ip link delete "${HOST_VETH}"
+    node_remove_cgroups
   fi
   # The /16 must be unused on the host: no address, no route other than the default one.
   if ip -o addr | grep -q " ${NET//./\\.}\." || ip route | grep -q "^${NET//./\\.}\."; then
@@ -157,6 +164,23 @@ node_cgroup_dirs() {
   while read -r _ mnt fs _; do
     [[ "${fs}" == cgroup || "${fs}" == cgroup2 ]] && echo "${mnt}/${CGROUP}"
   done </proc/mounts
+}
+
+# The PIDs of every process in the node's cgroups.
+node_cgroup_pids() {
+  local dir
+  while read -r dir; do
+    [[ -d "${dir}" ]] && find "${dir}" -name cgroup.procs -exec cat {} + 2>/dev/null
+  done < <(node_cgroup_dirs)
+}
+
+# Removes the node's (empty) cgroups, children first.
+node_remove_cgroups() {
+  local dir
+  while read -r dir; do
+    [[ -d "${dir}" ]] && find "${dir}" -depth -type d -exec rmdir {} + 2>/dev/null
+  done < <(node_cgroup_dirs)
+  return 0
 }
 
 node_cgroups_up() {
@@ -550,17 +574,14 @@ node_kubelet_mounts() {
 # node's dir, the network namespace (and with it the veth, the bridge, the routes and
 # kube-proxy's rules), the cgroups, and restores the kernel settings.
 node_sweep() {
-  local dir pid mnt i left
+  local pid mnt i left
   # Processes: everything still in the node's cgroups (shims, containers) gets SIGKILL.
   for i in {1..50}; do
     left=0
-    while read -r dir; do
-      [[ -d "${dir}" ]] || continue
-      while read -r pid; do
-        [[ -n "${pid}" ]] || continue
-        kill -KILL "${pid}" 2>/dev/null && left=1
-      done < <(find "${dir}" -name cgroup.procs -exec cat {} + 2>/dev/null)
-    done < <(node_cgroup_dirs)
+    while read -r pid; do
+      [[ -n "${pid}" ]] || continue
+      kill -KILL "${pid}" 2>/dev/null && left=1
+    done < <(node_cgroup_pids)
     ((left)) || break
     sleep 0.1
   done
@@ -576,10 +597,7 @@ node_sweep() {
   done < <(awk -v d="${NODE_DIR}/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
   [[ -z "${HOST_VETH:-}" ]] ||
     log "removed the network namespace ${NETNS} (veth ${HOST_VETH}, routes, bridge, iptables rules)"
-  # Cgroups, children first.
-  while read -r dir; do
-    [[ -d "${dir}" ]] && find "${dir}" -depth -type d -exec rmdir {} + 2>/dev/null
-  done < <(node_cgroup_dirs)
+  node_remove_cgroups
   if [[ -f "${NODE_DIR}/sysctl.saved" ]]; then
     sysctl -q -p "${NODE_DIR}/sysctl.saved" >/dev/null
     rm -f "${NODE_DIR}/sysctl.saved"
