@@ -97,6 +97,59 @@ pub struct AppStackSpec {
     /// Ingress is created when this is absent, and it is deleted when this is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressSpec>,
+    /// How a failed rollout of the API or frontend is detected and undone.
+    #[serde(default)]
+    pub rollout: RolloutSpec,
+}
+
+/// How a failed rollout of the API or frontend is detected and undone.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Put a tier whose new pods fail (image pull errors, crash loops, not ready within
+    /// `readinessTimeoutSeconds`) back on its last good template. The spec keeps what was
+    /// written; the next change of the spec tries again. When false, the failing rollout stays
+    /// and the stack reports Degraded.
+    #[serde(default = "default_true")]
+    pub auto_rollback: bool,
+    /// How long a new pod may run without becoming ready before its rollout counts as failed.
+    /// Pull errors and crash loops count at once.
+    #[serde(default = "default_readiness_timeout")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub readiness_timeout_seconds: i32,
+}
+
+impl Default for RolloutSpec {
+    fn default() -> Self {
+        Self {
+            auto_rollback: true,
+            readiness_timeout_seconds: default_readiness_timeout(),
+        }
+    }
+}
+
+/// Database migrations run before the API moves to a new image.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationsSpec {
+    /// Command that migrates the database, run with the new API image and the API's environment
+    /// (including `DATABASE_URL`), e.g. `[flask, db, upgrade]`.
+    #[schemars(length(min = 1))]
+    pub command: Vec<String>,
+    /// Extra environment variables for the migration only, added after the API's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "env_vars")]
+    #[x_kube(validation = Rule::new(ENV_NAMES_RULE).message(ENV_NAMES_MESSAGE))]
+    #[x_kube(validation = Rule::new("self.all(e, !(e.name in ['DATABASE_URL', 'DB_HOST', 'DB_PORT', 'DB_NAME', 'DB_USER', 'DB_PASSWORD']))").message("must not set DATABASE_URL or DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD: the operator sets them from the credentials"))]
+    pub env: Vec<EnvVar>,
+    /// How long the migration may run, all attempts included, before it counts as failed.
+    #[serde(default = "default_migration_timeout")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub timeout_seconds: i64,
+    /// Retries after a failed attempt.
+    #[serde(default = "default_migration_backoff_limit")]
+    #[schemars(range(min = 0, max = 10))]
+    pub backoff_limit: i32,
 }
 
 /// The API tier: a container that serves HTTP (Flask on Gunicorn) and reads `DATABASE_URL`.
@@ -143,6 +196,11 @@ pub struct ApiSpec {
     /// Type of the API Service.
     #[serde(default)]
     pub service_type: ServiceType,
+    /// Run this migration as a Job with the new image before the API Deployment moves to it
+    /// (and before a new stack's first API pods start). The Deployment changes only after the
+    /// Job succeeds; a failed Job leaves the running version serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<MigrationsSpec>,
 }
 
 /// The frontend tier: a web server that serves the built React app.
@@ -413,6 +471,31 @@ pub struct WorkloadStatus {
     /// The image the Deployment runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The image of the last rollout that failed and was rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_image: Option<String>,
+    /// The `metadata.generation` whose rollout (or migration) failed: it is not tried again
+    /// until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_generation: Option<i64>,
+    /// The migration Job of the API's current or next image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationStatus>,
+}
+
+/// The migration Job of an API image.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    /// Name of the Job.
+    pub job: String,
+    /// The API image it migrates to.
+    pub image: String,
+    /// Running, Succeeded or Failed.
+    pub state: String,
+    /// Why it failed: the Job's condition and the end of the migration's output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Status of the database.
@@ -458,6 +541,15 @@ fn default_api_path() -> String {
 }
 fn default_true() -> bool {
     true
+}
+fn default_readiness_timeout() -> i32 {
+    120
+}
+fn default_migration_timeout() -> i64 {
+    600
+}
+fn default_migration_backoff_limit() -> i32 {
+    1
 }
 
 impl Default for DatabaseSpec {

@@ -32,3 +32,15 @@ pub const WAITING_FOR_PREVIOUS_CLAIM: &str = "WaitingForPreviousClaim";
 pub const WAITING_FOR_PREVIOUS_SECRET: &str = "WaitingForPreviousSecret";
 /// Moving the database of an earlier version from a Deployment to a StatefulSet.
 pub const REPLACING_DATABASE_DEPLOYMENT: &str = "ReplacingDatabaseDeployment";
+
+// Rollouts of the API and frontend: Ready=False; all but Migrating also Stalled=True (Degraded).
+/// The new API image waits for its migration Job.
+pub const MIGRATING: &str = "Migrating";
+/// The migration Job failed; the running version keeps serving.
+pub const MIGRATION_FAILED: &str = "MigrationFailed";
+/// New pods failed and the tier went back to its last good template (also a Warning Event).
+pub const ROLLED_BACK: &str = "RolledBack";
+/// New pods fail and nothing rolls them back.
+pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+/// The rollout reasons that also make a Warning Event.
+pub const ROLLOUT_WARNINGS: [&str; 3] = [MIGRATION_FAILED, ROLLED_BACK, ROLLOUT_FAILED];

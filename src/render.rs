@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::crd::AppStack;
 use crate::plan::child::{Existing, Object};
-use crate::plan::{Step, plan};
+use crate::plan::{Hold, desired_objects};
 use crate::resources::secret::{KEY_PASSWORD, KEY_USERNAME};
 use crate::validate::{SpecError, validate};
 
@@ -24,6 +24,8 @@ pub enum RenderError {
     // The message includes the problems, so they are not also a `source` (printed twice).
     #[error("AppStack {name}: {problems}")]
     Invalid { name: String, problems: SpecError },
+    #[error("{0}")]
+    Held(String),
     #[error("cannot print {0}")]
     Serialize(String),
 }
@@ -53,16 +55,16 @@ pub fn render(manifest: &str, namespace: &str) -> Result<String, RenderError> {
                 .map(|name| stand_in(name)),
             ..Existing::default()
         };
-        for step in plan(&valid, &existing, PLACEHOLDER_PASSWORD).steps {
-            match step {
-                // Data is made only by the operator in the cluster: applied by hand, a Secret
-                // would carry a known password and a claim could be taken for data.
-                Step::Apply {
-                    object: Object::Secret(_) | Object::Claim(_),
-                    ..
-                } => {}
-                Step::Apply { object, .. } => documents.push(to_yaml(&object)?),
-                _ => {}
+        // Offline nothing can hold the stack back: `existingSecret` is stood in for.
+        let objects = desired_objects(&valid, &existing, PLACEHOLDER_PASSWORD).map_err(|hold| {
+            let (Hold::Blocked(blocker) | Hold::Waiting(blocker)) = hold;
+            RenderError::Held(format!("AppStack {}: {}", valid.name, blocker.message))
+        })?;
+        for object in objects {
+            // Data is made only by the operator in the cluster: applied by hand, a Secret would
+            // carry a known password and a claim could be taken for data.
+            if !matches!(object, Object::Secret(_) | Object::Claim(_)) {
+                documents.push(to_yaml(&object)?);
             }
         }
         let data = match &valid.database.existing_secret {
@@ -139,6 +141,10 @@ mod tests {
                 "PodDisruptionBudget/books-api",
                 "PodDisruptionBudget/books-frontend",
                 "Ingress/books",
+                &format!(
+                    "Job/{}",
+                    crate::names::migration_job("books", "ghcr.io/appstack-dev/books-api:0.1.0")
+                ),
             ]
         );
         assert!(

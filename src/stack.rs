@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use crate::crd::{AutoscalingSpec, IngressSpec, ServiceType};
+use crate::crd::{AutoscalingSpec, IngressSpec, MigrationsSpec, RolloutSpec, ServiceType};
 use crate::names;
 
 /// Longest stack name whose children (`<name>-frontend`) are still valid Service names.
@@ -79,9 +79,52 @@ pub struct ValidStack {
     pub frontend: WebTier,
     pub database: Database,
     pub ingress: Option<IngressSpec>,
+    /// `spec.api.migrations`.
+    pub migrations: Option<MigrationsSpec>,
+    pub rollout: RolloutSpec,
+    /// `metadata.generation` (`None` offline).
+    pub generation: Option<i64>,
+    /// What the status remembers of failed rollouts, per web tier: not retried until the spec
+    /// changes.
+    pub failed: FailedRollouts,
+}
+
+/// A rollout (or migration) that failed for one generation of the spec.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailedRollout {
+    pub generation: i64,
+    /// The image whose rollout was rolled back (`None`: the migration failed).
+    pub image: Option<String>,
+    /// The migration Job that failed.
+    pub job: Option<String>,
+    /// What the status said when it failed.
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FailedRollouts {
+    pub api: Option<FailedRollout>,
+    pub frontend: Option<FailedRollout>,
+}
+
+impl FailedRollouts {
+    pub fn of(&self, component: Component) -> Option<&FailedRollout> {
+        match component {
+            Component::Api => self.api.as_ref(),
+            Component::Frontend => self.frontend.as_ref(),
+            Component::Database => None,
+        }
+    }
 }
 
 impl ValidStack {
+    /// The failed rollout of `component` that this generation of the spec must not retry.
+    pub fn failed_now(&self, component: Component) -> Option<&FailedRollout> {
+        self.failed
+            .of(component)
+            .filter(|f| Some(f.generation) == self.generation)
+    }
+
     /// Name of the child object of `component` (`books-api`, `books-db`, …).
     pub fn child_name(&self, component: Component) -> String {
         names::child(&self.name, component)

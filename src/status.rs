@@ -9,9 +9,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::crd::{AppStackStatus, ComponentsStatus, DatabaseStatus, Phase, WorkloadStatus};
-use crate::plan::Hold;
+use crate::crd::{
+    AppStackStatus, ComponentsStatus, DatabaseStatus, MigrationStatus, Phase, WorkloadStatus,
+};
 use crate::plan::child::{Kind, Object, Slot};
+use crate::plan::{Hold, TierRollout};
+use crate::reasons;
 use crate::stack::{Component, ValidStack};
 
 pub const READY: &str = "Ready";
@@ -120,12 +123,25 @@ pub struct Observed {
     pub database: Option<RolloutState>,
     pub api: Option<RolloutState>,
     pub frontend: Option<RolloutState>,
+    /// Why a web tier does not run what its spec says (migration, failed rollout).
+    pub rollouts: Vec<(Component, TierRollout)>,
+    /// The API image of the spec (what a migration runs).
+    pub api_image: Option<String>,
+}
+
+impl Observed {
+    fn rollout(&self, component: Component) -> Option<&TierRollout> {
+        self.rollouts
+            .iter()
+            .find_map(|(c, r)| (*c == component).then_some(r))
+    }
 }
 
 /// What status looks at: the plan's verdict and the children as the writes left them.
 pub fn observe(
     stack: &ValidStack,
     hold: Option<&Hold>,
+    rollouts: &[(Component, TierRollout)],
     children: &BTreeMap<Slot, Object>,
     generation: Option<i64>,
 ) -> Observed {
@@ -166,6 +182,8 @@ pub fn observe(
         database: rollout(Component::Database),
         api: rollout(Component::Api),
         frontend: rollout(Component::Frontend),
+        rollouts: rollouts.to_vec(),
+        api_image: Some(stack.api.image.clone()),
         deleting: false,
     }
 }
@@ -235,8 +253,8 @@ pub fn compute_status(
     now: &Time,
 ) -> AppStackStatus {
     let database = database_verdict(observed);
-    let api = workload_verdict("api", observed.api.as_ref());
-    let frontend = workload_verdict("frontend", observed.frontend.as_ref());
+    let api = web_verdict(observed, Component::Api);
+    let frontend = web_verdict(observed, Component::Frontend);
     let components = [&database, &api, &frontend];
     let all_ready = components.iter().all(|v| v.ready);
     let first_stuck = components.iter().find(|v| v.stuck);
@@ -363,8 +381,8 @@ pub fn compute_status(
         url: observed.url.clone(),
         conditions,
         components: Some(ComponentsStatus {
-            api: workload_status(observed.api.as_ref()),
-            frontend: workload_status(observed.frontend.as_ref()),
+            api: workload_status(observed, Component::Api),
+            frontend: workload_status(observed, Component::Frontend),
             database: DatabaseStatus {
                 ready: database.ready,
                 secret_name: observed.secret_name.clone(),
@@ -383,14 +401,77 @@ fn was_ready_and_spec_unchanged(old: Option<&AppStackStatus>, generation: Option
     })
 }
 
-fn workload_status(state: Option<&RolloutState>) -> WorkloadStatus {
+fn workload_status(observed: &Observed, component: Component) -> WorkloadStatus {
+    let state = match component {
+        Component::Api => observed.api.as_ref(),
+        _ => observed.frontend.as_ref(),
+    };
     let state = state.cloned().unwrap_or_default();
+    let rollout = observed.rollout(component);
+    // Remembered so that the same spec is not tried again (see `ValidStack::failed_now`).
+    let (failed_image, failed_generation) = match rollout {
+        Some(TierRollout::RolledBack { image, .. }) => (image.clone(), observed.generation),
+        Some(TierRollout::MigrationFailed { .. }) => (None, observed.generation),
+        _ => (None, None),
+    };
+    let migration = match rollout {
+        Some(TierRollout::Migrating { job, .. }) => Some((job, "Running", None)),
+        Some(TierRollout::MigrationFailed { job, message }) => {
+            Some((job, "Failed", Some(message.clone())))
+        }
+        _ => None,
+    };
     WorkloadStatus {
         replicas: state.desired,
         ready_replicas: state.ready,
         updated_replicas: state.updated,
         ready: format!("{}/{}", state.ready, state.desired),
         image: state.image,
+        failed_image,
+        failed_generation,
+        migration: migration.map(|(job, state, message)| MigrationStatus {
+            job: job.clone(),
+            image: observed.api_image.clone().unwrap_or_default(),
+            state: state.into(),
+            message,
+        }),
+    }
+}
+
+/// A web tier's verdict: what stops or undid its rollout comes first.
+fn web_verdict(observed: &Observed, component: Component) -> Verdict {
+    let (name, state) = match component {
+        Component::Api => ("api", observed.api.as_ref()),
+        _ => ("frontend", observed.frontend.as_ref()),
+    };
+    let stuck = |reason: &'static str, message: &str| Verdict {
+        ready: false,
+        stuck: true,
+        reason,
+        message: message.to_owned(),
+    };
+    match observed.rollout(component) {
+        None => workload_verdict(name, state),
+        Some(TierRollout::Migrating { message, .. }) => Verdict {
+            ready: false,
+            stuck: false,
+            reason: reasons::MIGRATING,
+            message: message.clone(),
+        },
+        Some(TierRollout::MigrationFailed { message, .. }) => {
+            stuck(reasons::MIGRATION_FAILED, message)
+        }
+        Some(TierRollout::RolledBack { message, .. }) => stuck(reasons::ROLLED_BACK, message),
+        Some(TierRollout::Failing { image, failure }) => stuck(
+            reasons::ROLLOUT_FAILED,
+            &format!(
+                "{name}: image {} fails: pod {} {}: {}",
+                image.as_deref().unwrap_or("?"),
+                failure.pod,
+                failure.reason,
+                failure.message
+            ),
+        ),
     }
 }
 
@@ -592,6 +673,95 @@ mod tests {
                     .all(|c| c.observed_generation == observed.generation)
             );
         }
+    }
+
+    #[test]
+    fn rollouts_explain_themselves_and_failures_are_remembered() {
+        let with = |rollout: TierRollout| Observed {
+            rollouts: vec![(Component::Api, rollout)],
+            api_image: Some("api:2".into()),
+            ..healthy()
+        };
+        let migrating = compute_status(
+            None,
+            &with(TierRollout::Migrating {
+                job: "books-migrate-1".into(),
+                message: "api: migration Job books-migrate-1 runs image api:2".into(),
+            }),
+            &time(1),
+        );
+        assert_eq!(
+            summary(&migrating),
+            (Phase::Progressing, "False", "Migrating", "True", "False")
+        );
+        let migration = migrating.components.as_ref().unwrap().api.migration.clone();
+        assert_eq!(
+            migration.map(|m| (m.job, m.state)),
+            Some(("books-migrate-1".into(), "Running".into()))
+        );
+
+        let failed = compute_status(
+            None,
+            &with(TierRollout::MigrationFailed {
+                job: "books-migrate-1".into(),
+                message: "api: migration Job books-migrate-1 failed".into(),
+            }),
+            &time(1),
+        );
+        assert_eq!(
+            summary(&failed),
+            (Phase::Degraded, "False", "MigrationFailed", "False", "True")
+        );
+        assert_eq!(
+            failed.components.as_ref().unwrap().api.failed_generation,
+            Some(2)
+        );
+
+        let rolled_back = compute_status(
+            None,
+            &with(TierRollout::RolledBack {
+                image: Some("api:2".into()),
+                message: "api: rolled back from image api:2: pod p ErrImagePull: not found".into(),
+            }),
+            &time(1),
+        );
+        assert_eq!(
+            summary(&rolled_back),
+            (Phase::Degraded, "False", "RolledBack", "False", "True")
+        );
+        assert!(
+            condition(&rolled_back, READY)
+                .message
+                .contains("ErrImagePull")
+        );
+        let api = &rolled_back.components.as_ref().unwrap().api;
+        assert_eq!(
+            (api.failed_image.as_deref(), api.failed_generation),
+            (Some("api:2"), Some(2))
+        );
+
+        let failing = compute_status(
+            None,
+            &with(TierRollout::Failing {
+                image: Some("api:2".into()),
+                failure: crate::plan::rollout::PodFailure {
+                    pod: "p".into(),
+                    reason: "CrashLoopBackOff".into(),
+                    message: "back-off".into(),
+                },
+            }),
+            &time(1),
+        );
+        assert_eq!(
+            summary(&failing),
+            (Phase::Degraded, "False", "RolloutFailed", "False", "True")
+        );
+        assert!(
+            condition(&failing, API_READY)
+                .message
+                .contains("api: image api:2 fails: pod p CrashLoopBackOff")
+        );
+        assert_eq!(failing.components.unwrap().api.failed_generation, None);
     }
 
     #[test]

@@ -8,13 +8,15 @@ use std::fmt;
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{AppStack, Resources};
+use crate::crd::{AppStack, Resources, WorkloadStatus};
 use crate::quantity;
-use crate::stack::{Component, Database, MAX_NAME_LENGTH, ValidStack, WebTier};
+use crate::stack::{
+    Component, Database, FailedRollout, FailedRollouts, MAX_NAME_LENGTH, ValidStack, WebTier,
+};
 
 /// One problem with a spec, naming the field as `kubectl` users write it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,6 +91,19 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
     };
     for (prefix, tier) in [("spec.api", &api), ("spec.frontend", &frontend)] {
         check_tier(&mut problems, prefix, tier);
+    }
+    if let Some(migrations) = &spec.api.migrations {
+        problems.check(
+            !migrations.command.is_empty(),
+            "spec.api.migrations.command",
+            "must not be empty",
+        );
+        check_env(
+            &mut problems,
+            "spec.api.migrations",
+            Component::Api,
+            &migrations.env,
+        );
     }
 
     let db = &spec.database;
@@ -182,8 +197,60 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
             resources: db.resources.as_ref().map(requirements),
         },
         ingress: spec.ingress.clone(),
+        migrations: spec.api.migrations.clone(),
+        rollout: spec.rollout.clone(),
+        generation: stack.metadata.generation,
+        failed: failed_rollouts(stack),
         name,
     })
+}
+
+/// The failed rollouts the status remembers.
+fn failed_rollouts(stack: &AppStack) -> FailedRollouts {
+    let status = stack.status.as_ref();
+    let components = status.and_then(|s| s.components.as_ref());
+    let message = |condition: &str| {
+        status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition))
+            .map(|c| c.message.clone())
+            .unwrap_or_default()
+    };
+    let of = |workload: &WorkloadStatus, condition: &str| {
+        workload.failed_generation.map(|generation| FailedRollout {
+            generation,
+            image: workload.failed_image.clone(),
+            job: workload.migration.as_ref().map(|m| m.job.clone()),
+            message: message(condition),
+        })
+    };
+    FailedRollouts {
+        api: components.and_then(|c| of(&c.api, crate::status::API_READY)),
+        frontend: components.and_then(|c| of(&c.frontend, crate::status::FRONTEND_READY)),
+    }
+}
+
+/// Names valid, unique, and not one the operator sets.
+fn check_env(problems: &mut Problems, prefix: &str, component: Component, env: &[EnvVar]) {
+    for (index, var) in env.iter().enumerate() {
+        let field = format!("{prefix}.env[{index}].name");
+        problems.check(
+            is_env_name(&var.name),
+            &field,
+            "must be letters, digits, '-', '_' or '.', not starting with a digit",
+        );
+        problems.check(
+            !env[..index].iter().any(|earlier| earlier.name == var.name),
+            &field,
+            format!("{:?} appears more than once", var.name),
+        );
+        if component == Component::Api {
+            problems.check(
+                !GENERATED_API_ENV.contains(&var.name.as_str()),
+                &field,
+                format!("{:?} is set by the operator from the credentials", var.name),
+            );
+        }
+    }
 }
 
 /// Variables the operator sets in the API container from the credentials.
@@ -197,28 +264,7 @@ pub const GENERATED_API_ENV: [&str; 6] = [
 ];
 
 fn check_tier(problems: &mut Problems, prefix: &str, tier: &WebTier) {
-    for (index, var) in tier.env.iter().enumerate() {
-        let field = format!("{prefix}.env[{index}].name");
-        problems.check(
-            is_env_name(&var.name),
-            &field,
-            "must be letters, digits, '-', '_' or '.', not starting with a digit",
-        );
-        problems.check(
-            !tier.env[..index]
-                .iter()
-                .any(|earlier| earlier.name == var.name),
-            &field,
-            format!("{:?} appears more than once", var.name),
-        );
-        if tier.component == Component::Api {
-            problems.check(
-                !GENERATED_API_ENV.contains(&var.name.as_str()),
-                &field,
-                format!("{:?} is set by the operator from the credentials", var.name),
-            );
-        }
-    }
+    check_env(problems, prefix, tier.component, &tier.env);
     check_image(problems, &format!("{prefix}.image"), &tier.image);
     check_resources(
         problems,

@@ -25,6 +25,7 @@ use common::TestEnv;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ApiResource, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use proptest::collection::vec;
@@ -383,8 +384,10 @@ async fn check(ctx: &Ctx, spec: &Value) -> Result<(), String> {
         }),
         ..Existing::default()
     };
-    let planned = catch_unwind(AssertUnwindSafe(|| plan(&valid, &existing, "pw")))
-        .map_err(|p| format!("plan panicked: {}", panic_text(p)))?;
+    let planned = catch_unwind(AssertUnwindSafe(|| {
+        plan(&valid, &existing, "pw", &Time(jiff::Timestamp::now()))
+    }))
+    .map_err(|p| format!("plan panicked: {}", panic_text(p)))?;
     if let Some(hold) = &planned.hold {
         return Err(format!("a fresh stack is held: {hold:?}"));
     }

@@ -1,15 +1,18 @@
 //! Read what the plan needs: every child slot of the stack and the `existingSecret`, all at once.
 
 use futures::future::try_join_all;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 
 use super::error::Error;
 use crate::plan::child::{Existing, Object, Slot};
+use crate::plan::migration::{JobState, job_state};
 use crate::plan::slots;
 use crate::resources::{LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::stack::{Component, ValidStack};
+use crate::status::RolloutState;
 
 pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing, Error> {
     let reads = slots(stack)
@@ -35,6 +38,26 @@ pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing
             .await
             .map_err(|e| Error::from_kube("Pod", &selector, e))?;
         existing.database_pods = pods.items.len();
+    }
+    if watching_rollout(stack, &existing) {
+        let selector = format!("{LABEL_INSTANCE}={}", stack.name);
+        let params = ListParams::default().labels(&selector);
+        let (pods, sets) = futures::try_join!(
+            async {
+                Api::<Pod>::namespaced(client.clone(), &stack.namespace)
+                    .list(&params)
+                    .await
+                    .map_err(|e| Error::from_kube("Pod", &selector, e))
+            },
+            async {
+                Api::<ReplicaSet>::namespaced(client.clone(), &stack.namespace)
+                    .list(&params)
+                    .await
+                    .map_err(|e| Error::from_kube("ReplicaSet", &selector, e))
+            },
+        )?;
+        existing.pods = pods.items;
+        existing.replica_sets = sets.items;
     }
     let existing_secret = match &stack.database.existing_secret {
         Some(name) => Api::<Secret>::namespaced(client.clone(), &stack.namespace)
@@ -70,4 +93,19 @@ pub fn typed(slot: &Slot, object: DynamicObject) -> Result<Object, Error> {
     serde_json::to_value(object)
         .and_then(|value| Object::from_value(slot.kind, value))
         .map_err(|e| Error::from_kube(slot.kind.name(), &slot.name, kube::Error::SerdeError(e)))
+}
+
+/// Pods and ReplicaSets are read only while they can tell something: a web tier is rolling out
+/// (are its new pods failing? what was its last good template?) or a migration Job exists that
+/// has not succeeded (the end of its output).
+fn watching_rollout(stack: &ValidStack, existing: &Existing) -> bool {
+    let rolling = [Component::Api, Component::Frontend]
+        .iter()
+        .filter_map(|&c| existing.deployment(&stack.child_name(c)))
+        .any(|d| !RolloutState::of(d).complete());
+    let migrating = existing
+        .children
+        .values()
+        .any(|o| matches!(o, Object::Job(job) if job_state(job, &[]) != JobState::Succeeded));
+    rolling || migrating
 }

@@ -51,6 +51,7 @@ pub async fn execute(
                         match change {
                             Change::Create => reasons::CREATED,
                             Change::Update => reasons::UPDATED,
+                            Change::RollBack => reasons::ROLLED_BACK,
                         },
                     ),
                 };

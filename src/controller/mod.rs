@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -43,6 +44,9 @@ pub const REQUEUE_BLOCKED: Duration = Duration::from_secs(30);
 /// Look at a waiting stack again after this long, should the watch event that ends the wait be
 /// missed.
 pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
+/// Look at a stack whose API or frontend is rolling out (or migrating) again after this long:
+/// pod states are not watched, and a failing rollout must show in seconds.
+pub const REQUEUE_ROLLOUT: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -237,6 +241,7 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
             children.clone(),
         )
         .owns(scope.api::<PodDisruptionBudget>(&client), children.clone())
+        .owns(scope.api::<Job>(&client), children.clone())
         .watches(scope.api::<Secret>(&client), children.clone(), stack_of)
         .watches(
             scope.api::<PersistentVolumeClaim>(&client),

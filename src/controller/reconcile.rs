@@ -9,11 +9,14 @@ use super::error::Error;
 use super::events::Events;
 use super::execute::execute;
 use super::status_writer::write_status;
-use super::{Context, REQUEUE_WAITING, RESYNC, password};
+use super::{Context, REQUEUE_ROLLOUT, REQUEUE_WAITING, RESYNC, password};
 use crate::crd::{AppStack, AppStackStatus};
 use crate::plan::{Hold, plan};
-use crate::status::{Blocker, Observed, READY, observe};
+use crate::reasons;
+use crate::stack::Component;
+use crate::status::{API_READY, Blocker, FRONTEND_READY, Observed, READY, compute_status, observe};
 use crate::validate::validate;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Report a transient failure in the status after this many in a row.
 const FAILURES_BEFORE_REPORT: u32 = 3;
@@ -24,25 +27,33 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
     let outcome = async {
         let valid = validate(&stack).map_err(Error::InvalidSpec)?;
         let existing = dereference(&ctx.client, &valid).await?;
-        let plan = plan(&valid, &existing, &password::generate());
+        let now = Time(jiff::Timestamp::now());
+        let plan = plan(&valid, &existing, &password::generate(), &now);
         let children = execute(ctx, &events, &valid.namespace, &plan, existing).await?;
-        Ok::<_, Error>((
-            observe(&valid, plan.hold.as_ref(), &children, generation),
-            plan.hold,
-        ))
+        let observed = observe(
+            &valid,
+            plan.hold.as_ref(),
+            &plan.rollouts,
+            &children,
+            generation,
+        );
+        Ok::<_, Error>((observed, plan.hold, plan.poll))
     }
     .await;
 
     match outcome {
-        Ok((observed, hold)) => {
+        Ok((observed, hold, poll)) => {
             if let Some(Hold::Blocked(blocker)) = &hold {
                 announce(&stack, &events, blocker).await;
             }
+            announce_rollouts(&stack, &events, &observed).await;
             write_status(&stack, ctx, &observed).await?;
             match hold {
                 Some(Hold::Blocked(blocker)) => Err(Error::Blocked(blocker)),
                 // The watch brings the stack back when what it waits for is gone.
                 Some(Hold::Waiting(_)) => Ok(Action::requeue(REQUEUE_WAITING)),
+                // Pod states are not watched: a rollout is looked at every few seconds.
+                None if poll => Ok(Action::requeue(REQUEUE_ROLLOUT)),
                 None => Ok(Action::requeue(RESYNC)),
             }
         }
@@ -77,4 +88,43 @@ async fn announce(stack: &AppStack, events: &Events<'_>, blocker: &Blocker) {
 fn is_new(status: Option<&AppStackStatus>, blocker: &Blocker) -> bool {
     let ready = status.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
     ready.is_none_or(|c| c.reason != blocker.reason || c.message != blocker.message)
+}
+
+/// A Warning Event when a web tier's rollout fails, is rolled back or its migration fails:
+/// once, when the tier's condition first says so.
+async fn announce_rollouts(stack: &AppStack, events: &Events<'_>, observed: &Observed) {
+    let now = Time(jiff::Timestamp::now());
+    let new = compute_status(stack.status.as_ref(), observed, &now);
+    for (component, condition) in [
+        (Component::Api, API_READY),
+        (Component::Frontend, FRONTEND_READY),
+    ] {
+        if observed.rollouts.iter().all(|(c, _)| *c != component) {
+            continue;
+        }
+        let Some(now) = new.conditions.iter().find(|c| c.type_ == condition) else {
+            continue;
+        };
+        let Some(reason) = reasons::ROLLOUT_WARNINGS.iter().find(|r| **r == now.reason) else {
+            continue;
+        };
+        let before = stack
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition));
+        if before.is_some_and(|b| b.reason == now.reason && b.message == now.message) {
+            continue;
+        }
+        tracing::warn!(reason, message = %now.message, "rollout failed");
+        let blocker = Blocker {
+            reason,
+            message: now.message.clone(),
+            object: Some(("Deployment", stack_child(stack, component))),
+        };
+        events.warning(&blocker).await;
+    }
+}
+
+fn stack_child(stack: &AppStack, component: Component) -> String {
+    crate::names::child(&kube::ResourceExt::name_any(stack), component)
 }

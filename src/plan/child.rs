@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, ObjectMeta};
@@ -21,6 +22,8 @@ pub enum Kind {
     Autoscaler,
     DisruptionBudget,
     Ingress,
+    /// The migration Job of an API image.
+    Job,
 }
 
 impl Kind {
@@ -36,6 +39,7 @@ impl Kind {
             Kind::Autoscaler => HorizontalPodAutoscaler::KIND,
             Kind::DisruptionBudget => PodDisruptionBudget::KIND,
             Kind::Ingress => Ingress::KIND,
+            Kind::Job => Job::KIND,
         }
     }
 
@@ -50,6 +54,7 @@ impl Kind {
             Kind::Autoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
             Kind::DisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
             Kind::Ingress => ApiResource::erase::<Ingress>(&()),
+            Kind::Job => ApiResource::erase::<Job>(&()),
         }
     }
 }
@@ -89,6 +94,7 @@ pub enum Object {
     Autoscaler(HorizontalPodAutoscaler),
     DisruptionBudget(PodDisruptionBudget),
     Ingress(Ingress),
+    Job(Job),
 }
 
 impl Object {
@@ -102,6 +108,7 @@ impl Object {
             Object::Autoscaler(_) => Kind::Autoscaler,
             Object::DisruptionBudget(_) => Kind::DisruptionBudget,
             Object::Ingress(_) => Kind::Ingress,
+            Object::Job(_) => Kind::Job,
         }
     }
 
@@ -115,6 +122,7 @@ impl Object {
             Object::Autoscaler(o) => &o.metadata,
             Object::DisruptionBudget(o) => &o.metadata,
             Object::Ingress(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
         }
     }
 
@@ -128,6 +136,7 @@ impl Object {
             Object::Autoscaler(o) => &mut o.metadata,
             Object::DisruptionBudget(o) => &mut o.metadata,
             Object::Ingress(o) => &mut o.metadata,
+            Object::Job(o) => &mut o.metadata,
         }
     }
 
@@ -146,6 +155,7 @@ impl Object {
             Object::Autoscaler(o) => serde_json::to_value(o),
             Object::DisruptionBudget(o) => serde_json::to_value(o),
             Object::Ingress(o) => serde_json::to_value(o),
+            Object::Job(o) => serde_json::to_value(o),
         };
         // Serialising a k8s-openapi type into a JSON value cannot fail: every map key is a string.
         value.unwrap_or(Value::Null)
@@ -162,6 +172,7 @@ impl Object {
             Kind::Autoscaler => Object::Autoscaler(serde_json::from_value(value)?),
             Kind::DisruptionBudget => Object::DisruptionBudget(serde_json::from_value(value)?),
             Kind::Ingress => Object::Ingress(serde_json::from_value(value)?),
+            Kind::Job => Object::Job(serde_json::from_value(value)?),
         })
     }
 }
@@ -176,6 +187,12 @@ pub struct Existing {
     /// Database pods that still exist (terminating included). Read only while a database
     /// Deployment of an earlier operator version is being replaced by the StatefulSet.
     pub database_pods: usize,
+    /// Pods of the API and frontend, read only while one of them is rolling out, and of a
+    /// failed migration Job.
+    pub pods: Vec<Pod>,
+    /// ReplicaSets of the API and frontend, read only while one of them is rolling out: the
+    /// new pods and the last good template are found through them.
+    pub replica_sets: Vec<ReplicaSet>,
 }
 
 impl Existing {
@@ -207,6 +224,13 @@ impl Existing {
     pub fn deployment(&self, name: &str) -> Option<&Deployment> {
         match self.get(&Slot::new(Kind::Deployment, name)) {
             Some(Object::Deployment(deployment)) => Some(deployment),
+            _ => None,
+        }
+    }
+
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        match self.get(&Slot::new(Kind::Job, name)) {
+            Some(Object::Job(job)) => Some(job),
             _ => None,
         }
     }

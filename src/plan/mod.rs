@@ -9,17 +9,23 @@ pub mod child;
 pub mod data;
 pub mod drift;
 pub mod handover;
+pub mod migration;
 pub mod ownership;
+pub mod rollout;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
+use crate::names;
 use crate::reasons;
 use crate::resources::secret::{Credentials, credentials_secret};
-use crate::resources::{database, deployment, hpa, ingress, pdb, pvc, service};
-use crate::stack::{Component, ValidStack};
-use crate::status::Blocker;
+use crate::resources::{database, deployment, hpa, ingress, job, pdb, pvc, service};
+use crate::stack::{Component, FailedRollout, ValidStack};
+use crate::status::{Blocker, RolloutState};
 use child::{Existing, Kind, Object, Slot};
 use data::Source;
 use ownership::{Owner, Standing, standing};
@@ -41,6 +47,8 @@ pub enum Hold {
 pub enum Change {
     Create,
     Update,
+    /// Back to the last good template after a failed rollout.
+    RollBack,
 }
 
 /// One write of the plan.
@@ -72,6 +80,30 @@ pub struct Plan {
     /// Secret and the claim before the workloads that mount them.
     pub steps: Vec<Step>,
     pub hold: Option<Hold>,
+    /// What stops or undid a web tier's rollout, for the status.
+    pub rollouts: Vec<(Component, TierRollout)>,
+    /// A rollout or a migration is under way: look again in seconds, not at the next resync,
+    /// so that a failing one is caught long before a progress deadline.
+    pub poll: bool,
+}
+
+/// Why a web tier does not run what its spec says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TierRollout {
+    /// The new API image waits for its migration Job (or, before it, for the database).
+    Migrating { job: String, message: String },
+    /// The migration Job failed: the running version keeps serving.
+    MigrationFailed { job: String, message: String },
+    /// New pods fail and nothing rolls them back (opted out, or no earlier revision).
+    Failing {
+        image: Option<String>,
+        failure: rollout::PodFailure,
+    },
+    /// New pods failed and the tier went back to its last good template.
+    RolledBack {
+        image: Option<String>,
+        message: String,
+    },
 }
 
 /// Every child a stack may have, in apply order, with its desired object (`None`: an optional
@@ -80,7 +112,7 @@ fn desired_children(
     stack: &ValidStack,
     source: &Source,
     existing: &Existing,
-) -> Vec<(Slot, Option<Object>)> {
+) -> (Vec<(Slot, Option<Object>)>, Option<Job>) {
     let (secret, credentials) = match source {
         Source::Existing(secret) => (None, Credentials::of_secret(secret)),
         Source::Generated {
@@ -130,7 +162,33 @@ fn desired_children(
             ingress::ingress(stack).map(Object::Ingress),
         )));
     slots.extend(optional);
-    slots
+    (slots, job::migration_job(stack, &credentials))
+}
+
+/// Every object the stack wants once it has converged, stamped as the plan applies them: what
+/// `render` prints. (The plan itself may hold some back: the API until its migration succeeded.)
+pub fn desired_objects(
+    stack: &ValidStack,
+    existing: &Existing,
+    fresh_password: &str,
+) -> Result<Vec<Object>, Hold> {
+    let owner = Owner {
+        name: &stack.name,
+        uid: stack.owner.as_ref().map(|o| o.uid.as_str()),
+    };
+    let source = data::credentials(stack, existing, owner, fresh_password)?;
+    let (children, migration_job) = desired_children(stack, &source, existing);
+    let objects = children
+        .into_iter()
+        .filter_map(|(_, object)| object)
+        .chain(migration_job.map(Object::Job))
+        .map(|mut object| {
+            drift::stamp(&mut object);
+            start_at_autoscaler_minimum(stack, &mut object);
+            object
+        })
+        .collect();
+    Ok(objects)
 }
 
 /// Every slot the controller reads before planning.
@@ -157,6 +215,12 @@ pub fn slots(stack: &ValidStack) -> Vec<Slot> {
         ));
     }
     slots.push(Slot::new(Kind::Ingress, stack.ingress_name()));
+    if stack.migrations.is_some() {
+        slots.push(Slot::new(
+            Kind::Job,
+            names::migration_job(&stack.name, &stack.api.image),
+        ));
+    }
     slots
 }
 
@@ -166,7 +230,7 @@ fn is_data(slot: &Slot) -> bool {
     matches!(slot.kind, Kind::Secret | Kind::Claim)
 }
 
-pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str) -> Plan {
+pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str, now: &Time) -> Plan {
     let owner = Owner {
         name: &stack.name,
         uid: stack.owner.as_ref().map(|o| o.uid.as_str()),
@@ -192,13 +256,10 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str) -> Pl
             {
                 steps.extend(stop_database(stack, existing, owner));
             }
-            return Plan {
-                steps,
-                hold: Some(hold),
-            };
+            return Plan::held(steps, hold);
         }
     };
-    let children = desired_children(stack, &source, existing);
+    let (children, migration_job) = desired_children(stack, &source, existing);
 
     // A name held by someone else stops everything but ownership: the stack is Failed.
     let conflict = children.iter().find_map(|(slot, desired)| {
@@ -206,21 +267,37 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str) -> Pl
         (desired.is_some() && standing(live.meta(), owner) == Standing::Foreign).then_some(slot)
     });
     if let Some(slot) = conflict {
-        return Plan {
-            steps,
-            hold: Some(data::name_conflict(slot.kind.name(), &slot.name)),
-        };
+        return Plan::held(steps, data::name_conflict(slot.kind.name(), &slot.name));
     }
     if let Some(hold) = replace_database_deployment(stack, existing, owner, &mut steps) {
-        return Plan {
-            steps,
-            hold: Some(hold),
-        };
+        return Plan::held(steps, hold);
     }
 
+    let mut rollouts = vec![];
     for (slot, desired) in children {
         let live = owned_anew.get(&slot).or_else(|| existing.get(&slot));
         let live_standing = live.map(|l| standing(l.meta(), owner));
+        if let (Some(Object::Deployment(wanted)), Some(component)) =
+            (&desired, web_component(stack, &slot))
+            && live_standing.is_none_or(|s| s == Standing::Ours)
+        {
+            let tier = Tier {
+                stack,
+                existing,
+                component,
+                migration_job: migration_job.as_ref(),
+                now,
+            };
+            if let Gate::Closed {
+                steps: extra,
+                report,
+            } = tier.gate(wanted, live)
+            {
+                steps.extend(extra);
+                rollouts.extend(report.map(|r| (component, r)));
+                continue;
+            }
+        }
         match (desired, live) {
             (Some(mut desired), None) => {
                 drift::stamp(&mut desired);
@@ -256,7 +333,255 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str) -> Pl
             _ => {}
         }
     }
-    Plan { steps, hold: None }
+    let poll = rollouts
+        .iter()
+        .any(|(_, r)| matches!(r, TierRollout::Migrating { .. }))
+        || [Component::Api, Component::Frontend]
+            .iter()
+            .filter_map(|&c| existing.deployment(&stack.child_name(c)))
+            .any(|d| !RolloutState::of(d).complete());
+    Plan {
+        steps,
+        hold: None,
+        rollouts,
+        poll,
+    }
+}
+
+impl Plan {
+    fn held(steps: Vec<Step>, hold: Hold) -> Self {
+        Plan {
+            steps,
+            hold: Some(hold),
+            rollouts: vec![],
+            poll: false,
+        }
+    }
+}
+
+/// The web tier whose Deployment sits in `slot`.
+fn web_component(stack: &ValidStack, slot: &Slot) -> Option<Component> {
+    [Component::Api, Component::Frontend]
+        .into_iter()
+        .find(|&c| slot.kind == Kind::Deployment && slot.name == stack.child_name(c))
+}
+
+/// Whether a web tier's Deployment may take its desired object.
+enum Gate {
+    /// Yes: the usual apply when it differs.
+    Open,
+    /// No: these writes instead (a migration Job, a rollback), and why.
+    Closed {
+        steps: Vec<Step>,
+        report: Option<TierRollout>,
+    },
+}
+
+/// What the rollout decisions of one web tier look at.
+struct Tier<'a> {
+    stack: &'a ValidStack,
+    existing: &'a Existing,
+    component: Component,
+    migration_job: Option<&'a Job>,
+    now: &'a Time,
+}
+
+impl Tier<'_> {
+    fn gate(&self, wanted: &Deployment, live: Option<&Object>) -> Gate {
+        let mut desired = Object::Deployment(wanted.clone());
+        drift::stamp(&mut desired);
+        let live_deployment = match live {
+            Some(Object::Deployment(deployment)) => Some(deployment),
+            _ => None,
+        };
+        if live.is_none_or(|live| drift::needs_write(live, &desired)) {
+            if let Some(failed) = self.stack.failed_now(self.component) {
+                // This spec already failed: the next change of it tries again.
+                return Gate::Closed {
+                    steps: vec![],
+                    report: Some(remembered(failed)),
+                };
+            }
+            if self.component == Component::Api {
+                return self.migration_gate(live_deployment);
+            }
+            return Gate::Open;
+        }
+        match live_deployment {
+            Some(live) => self.failed_rollout(wanted, live),
+            None => Gate::Open,
+        }
+    }
+
+    /// With `api.migrations`, a new API image waits for its migration Job to succeed.
+    fn migration_gate(&self, live: Option<&Deployment>) -> Gate {
+        let stack = self.stack;
+        let Some(desired_job) = self.migration_job else {
+            return Gate::Open;
+        };
+        let live_image = live.and_then(|d| rollout::image_of(d.spec.as_ref().map(|s| &s.template)));
+        if live_image.as_deref() == Some(&*stack.api.image) {
+            // This image runs already: it was migrated before it rolled out.
+            return Gate::Open;
+        }
+        let job = desired_job.metadata.name.clone().unwrap_or_default();
+        let closed = |steps: Vec<Step>, report: TierRollout| Gate::Closed {
+            steps,
+            report: Some(report),
+        };
+        let migrating = |message: String| TierRollout::Migrating {
+            job: job.clone(),
+            message,
+        };
+        let Some(live_job) = self.existing.job(&job) else {
+            if let Some(failed) = stack.failed_now(Component::Api) {
+                return closed(vec![], remembered(failed));
+            }
+            if !database_ready(stack, self.existing) {
+                return closed(
+                    vec![],
+                    migrating(format!(
+                        "api: waiting for the database before migration Job {job} runs image {}",
+                        stack.api.image
+                    )),
+                );
+            }
+            let mut object = Object::Job(desired_job.clone());
+            drift::stamp(&mut object);
+            let create = Step::Apply {
+                object,
+                change: Change::Create,
+            };
+            return closed(
+                vec![create],
+                migrating(format!(
+                    "api: migration Job {job} runs image {}",
+                    stack.api.image
+                )),
+            );
+        };
+        match migration::job_state(live_job, &self.existing.pods) {
+            migration::JobState::Succeeded => Gate::Open,
+            migration::JobState::Running => closed(
+                vec![],
+                migrating(format!(
+                    "api: migration Job {job} runs image {}",
+                    stack.api.image
+                )),
+            ),
+            migration::JobState::Failed(why) => {
+                let older = migration::job_generation(live_job)
+                    .zip(stack.generation)
+                    .is_some_and(|(job_generation, now)| job_generation < now);
+                if older {
+                    // A newer spec retries: the failed Job goes, a new one follows.
+                    return closed(
+                        vec![Step::Delete {
+                            slot: Slot::new(Kind::Job, job.clone()),
+                        }],
+                        migrating(format!(
+                            "api: migration Job {job} failed for an earlier spec; running it again"
+                        )),
+                    );
+                }
+                closed(
+                    vec![],
+                    TierRollout::MigrationFailed {
+                        job: job.clone(),
+                        message: format!(
+                            "api: migration Job {job} for image {} failed, the running version keeps serving: {why}",
+                            stack.api.image
+                        ),
+                    },
+                )
+            }
+        }
+    }
+
+    /// The Deployment runs its desired template: are its new pods failing? Then back to the
+    /// last good template (unless opted out, or there is none).
+    fn failed_rollout(&self, wanted: &Deployment, live: &Deployment) -> Gate {
+        if !rolling_out(live) {
+            return Gate::Open;
+        }
+        let timeout =
+            Duration::from_secs(self.stack.rollout.readiness_timeout_seconds.max(0) as u64);
+        let sets = &self.existing.replica_sets;
+        let Some(failure) =
+            rollout::failing_pod(live, sets, &self.existing.pods, self.now, timeout)
+        else {
+            return Gate::Open;
+        };
+        let image = rollout::image_of(live.spec.as_ref().map(|s| &s.template));
+        let name = self.component.label();
+        let good = self
+            .stack
+            .rollout
+            .auto_rollback
+            .then(|| rollout::last_good_template(live, sets))
+            .flatten();
+        let Some(template) = good else {
+            return Gate::Closed {
+                steps: vec![],
+                report: Some(TierRollout::Failing { image, failure }),
+            };
+        };
+        let mut back = wanted.clone();
+        if let Some(spec) = back.spec.as_mut() {
+            spec.template = template;
+        }
+        let mut object = Object::Deployment(back);
+        drift::stamp(&mut object);
+        let message = format!(
+            "{name}: rolled back from image {}: pod {} {}: {}",
+            image.as_deref().unwrap_or("?"),
+            failure.pod,
+            failure.reason,
+            failure.message
+        );
+        Gate::Closed {
+            steps: vec![Step::Apply {
+                object,
+                change: Change::RollBack,
+            }],
+            report: Some(TierRollout::RolledBack { image, message }),
+        }
+    }
+}
+
+/// The Deployment controller has not finished rolling out its current template. A rollout that
+/// completed and then lost pods is not rolled back: that is the running version failing.
+fn rolling_out(deployment: &Deployment) -> bool {
+    let progressing = deployment
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .find(|c| c.type_ == "Progressing");
+    match progressing {
+        Some(condition) => condition.reason.as_deref() != Some("NewReplicaSetAvailable"),
+        None => !RolloutState::of(deployment).complete(),
+    }
+}
+
+/// What the status remembers of a failed rollout of this spec.
+fn remembered(failed: &FailedRollout) -> TierRollout {
+    match &failed.image {
+        Some(image) => TierRollout::RolledBack {
+            image: Some(image.clone()),
+            message: failed.message.clone(),
+        },
+        None => TierRollout::MigrationFailed {
+            job: failed.job.clone().unwrap_or_default(),
+            message: failed.message.clone(),
+        },
+    }
+}
+
+/// The database answers: a migration can connect.
+fn database_ready(stack: &ValidStack, existing: &Existing) -> bool {
+    existing
+        .statefulset(&stack.child_name(Component::Database))
+        .is_some_and(|set| RolloutState::of_statefulset(set).ready >= 1)
 }
 
 /// Adopt every child of ours that lacks the controller reference to this stack; release
@@ -370,5 +695,7 @@ fn start_at_autoscaler_minimum(stack: &ValidStack, desired: &mut Object) {
     }
 }
 
+#[cfg(test)]
+mod rollout_tests;
 #[cfg(test)]
 mod tests;

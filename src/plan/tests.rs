@@ -3,8 +3,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::*;
 use crate::test_fixtures::valid_stack;
 
+pub(super) fn now() -> Time {
+    Time(jiff::Timestamp::from_second(1_000_000).unwrap())
+}
+
 /// What the cluster holds after every Apply of `plan` went through.
-fn applied(plan: &Plan, mut existing: Existing) -> Existing {
+pub(super) fn applied(plan: &Plan, mut existing: Existing) -> Existing {
     for step in &plan.steps {
         match step {
             Step::Apply { object, .. } => {
@@ -20,15 +24,15 @@ fn applied(plan: &Plan, mut existing: Existing) -> Existing {
 }
 
 /// A stack planned from nothing, and what the cluster then holds.
-fn converged(spec: &str) -> (ValidStack, Existing) {
+pub(super) fn converged(spec: &str) -> (ValidStack, Existing) {
     let stack = valid_stack(spec);
-    let plan = plan(&stack, &Existing::default(), "fresh");
+    let plan = plan(&stack, &Existing::default(), "fresh", &now());
     let existing = applied(&plan, Existing::default());
     (stack, existing)
 }
 
 /// Each step as "Action Kind/name".
-fn summary(plan: &Plan) -> Vec<String> {
+pub(super) fn summary(plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
         .map(|step| match step {
@@ -48,7 +52,7 @@ fn hold_reason(plan: &Plan) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn live_mut<'a>(existing: &'a mut Existing, kind: Kind, name: &str) -> &'a mut Object {
+pub(super) fn live_mut<'a>(existing: &'a mut Existing, kind: Kind, name: &str) -> &'a mut Object {
     existing
         .children
         .get_mut(&Slot::new(kind, name))
@@ -60,7 +64,7 @@ fn a_new_stack_creates_everything_data_first() {
     let stack = valid_stack(
         "api: {image: a, autoscaling: {minReplicas: 2, maxReplicas: 5}}\ningress: {host: books.example.com}",
     );
-    let plan = plan(&stack, &Existing::default(), "fresh");
+    let plan = plan(&stack, &Existing::default(), "fresh", &now());
     assert_eq!(plan.hold, None);
     assert_eq!(
         summary(&plan),
@@ -111,7 +115,7 @@ fn an_unchanged_stack_plans_no_write() {
         "api: {image: a, autoscaling: {minReplicas: 2, maxReplicas: 5}}\ningress: {host: h.example.com, tls: {secretName: t}}",
     ] {
         let (stack, existing) = converged(spec);
-        let again = plan(&stack, &existing, "another");
+        let again = plan(&stack, &existing, "another", &now());
         assert_eq!(summary(&again), Vec::<String>::new(), "{spec}");
         assert_eq!(again.hold, None);
     }
@@ -123,7 +127,7 @@ fn removals_from_the_spec_are_written() {
         "api: {image: a, command: [gunicorn], env: [{name: EXTRA, value: '1'}]}\ningress: {host: h.example.com, className: nginx, tls: {secretName: t}}",
     );
     let trimmed = valid_stack("api: {image: a}\ningress: {host: h.example.com}");
-    let plan = plan(&trimmed, &existing, "unused");
+    let plan = plan(&trimmed, &existing, "unused", &now());
     assert_eq!(
         summary(&plan),
         ["Update Deployment books-api", "Update Ingress books"]
@@ -137,7 +141,7 @@ fn optional_children_come_and_go() {
     );
     let plain = valid_stack("api: {image: a, replicas: 3}");
     assert_eq!(
-        summary(&plan(&plain, &existing, "unused")),
+        summary(&plan(&plain, &existing, "unused", &now())),
         [
             "Update Deployment books-api",
             "Delete HorizontalPodAutoscaler books-api",
@@ -159,7 +163,7 @@ fn switching_autoscaling_on_hands_replicas_over_first() {
     }
     let scaled = valid_stack("api: {image: a, autoscaling: {minReplicas: 2, maxReplicas: 5}}");
     assert_eq!(
-        summary(&plan(&scaled, &existing, "unused"))[..2],
+        summary(&plan(&scaled, &existing, "unused", &now()))[..2],
         ["HandOver books-api 3", "Update Deployment books-api"]
     );
 }
@@ -170,7 +174,7 @@ fn a_recreated_stack_adopts_orphans_and_reuses_the_password() {
     for object in existing.children.values_mut() {
         object.meta_mut().owner_references = None; // orphaned by `--cascade=orphan`
     }
-    let plan = plan(&stack, &existing, "fresh");
+    let plan = plan(&stack, &existing, "fresh", &now());
     let steps = summary(&plan);
     assert_eq!(
         steps.iter().filter(|s| s.starts_with("Adopted")).count(),
@@ -196,7 +200,7 @@ fn legacy_owner_references_on_data_are_released() {
             .meta_mut()
             .owner_references = Some(vec![owner]);
     }
-    let plan = plan(&stack, &existing, "unused");
+    let plan = plan(&stack, &existing, "unused", &now());
     assert_eq!(
         summary(&plan),
         [
@@ -222,7 +226,7 @@ fn a_foreign_name_fails_the_stack_but_ownership_still_moves() {
     live_mut(&mut existing, Kind::StatefulSet, "books-db")
         .meta_mut()
         .owner_references = None;
-    let plan = plan(&stack, &existing, "unused");
+    let plan = plan(&stack, &existing, "unused", &now());
     assert_eq!(hold_reason(&plan), Some(("blocked", "NameConflict")));
     assert_eq!(summary(&plan), ["Adopted StatefulSet books-db"]);
 }
@@ -236,7 +240,7 @@ fn a_terminating_claim_is_waited_for_and_released_by_the_database() {
     existing
         .children
         .remove(&Slot::new(Kind::Secret, "books-db-credentials"));
-    let plan = plan(&stack, &existing, "fresh");
+    let plan = plan(&stack, &existing, "fresh", &now());
     assert_eq!(
         hold_reason(&plan),
         Some(("waiting", "WaitingForPreviousClaim"))
@@ -250,7 +254,7 @@ fn a_live_claim_without_its_secret_blocks_before_any_password() {
     existing
         .children
         .remove(&Slot::new(Kind::Secret, "books-db-credentials"));
-    let plan = plan(&stack, &existing, "fresh");
+    let plan = plan(&stack, &existing, "fresh", &now());
     assert_eq!(hold_reason(&plan), Some(("blocked", "CredentialsLost")));
     assert!(plan.steps.is_empty());
 }
@@ -265,7 +269,7 @@ fn drift_is_restored_and_edited_labels_too() {
         web.spec.as_mut().unwrap().selector = None;
     }
     assert_eq!(
-        summary(&plan(&stack, &existing, "unused")),
+        summary(&plan(&stack, &existing, "unused", &now())),
         [
             "Update Deployment books-api",
             "Update Service books-frontend"
@@ -302,7 +306,7 @@ fn a_database_deployment_of_an_earlier_version_is_replaced_without_two_postmaste
     existing.children.insert(legacy.slot(), legacy);
     existing.database_pods = 1;
 
-    let first = plan(&stack, &existing, "unused");
+    let first = plan(&stack, &existing, "unused", &now());
     assert_eq!(summary(&first), ["Stop Deployment books-db"]);
     assert_eq!(
         hold_reason(&first),
@@ -312,7 +316,7 @@ fn a_database_deployment_of_an_earlier_version_is_replaced_without_two_postmaste
     if let Object::Deployment(d) = live_mut(&mut existing, Kind::Deployment, "books-db") {
         d.spec.as_mut().unwrap().replicas = Some(0);
     }
-    let stopping = plan(&stack, &existing, "unused");
+    let stopping = plan(&stack, &existing, "unused", &now());
     assert_eq!(
         summary(&stopping),
         Vec::<String>::new(),
@@ -324,7 +328,7 @@ fn a_database_deployment_of_an_earlier_version_is_replaced_without_two_postmaste
     );
 
     existing.database_pods = 0;
-    let replaced = plan(&stack, &existing, "unused");
+    let replaced = plan(&stack, &existing, "unused", &now());
     assert_eq!(hold_reason(&replaced), None);
     assert_eq!(
         summary(&replaced),

@@ -5,6 +5,7 @@ pub mod database;
 pub mod deployment;
 pub mod hpa;
 pub mod ingress;
+pub mod job;
 pub mod pdb;
 pub mod pvc;
 pub mod secret;

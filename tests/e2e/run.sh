@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end test of appstack-operator on a real cluster: install, create the books stack, wait for
-# Ready, send traffic, delete the stack and check its data is kept, re-create it and check that it
-# finds its password and its data again.
+# End-to-end test of appstack-operator on a real cluster: install, create the books stack (its
+# migration Job creates the tables), wait for Ready, send traffic, roll out a bad image tag (the
+# old version answers every request, the stack is Degraded within 60 s and rolled back) and a
+# failing migration (the old version answers, MigrationFailed), delete the stack and check its
+# data is kept, re-create it and check that it finds its password and its data again.
 #
 #   tests/e2e/run.sh KUBECONFIG
 #
@@ -43,7 +45,8 @@ stop_forwards() {
 on_exit() {
   local rc=$?
   stop_forwards
-  rm -rf "$FORWARD_LOGS"
+  [ -z "$LOAD_PID" ] || kill "$LOAD_PID" 2>/dev/null || true
+  rm -rf "$FORWARD_LOGS" "${LOAD_LOG:-}"
   if [ "$rc" -ne 0 ]; then
     echo "--- e2e failed (exit $rc); state of namespace $NS:" >&2
     kubectl -n "$NS" get appstack "$STACK" -o yaml >&2 || true
@@ -110,31 +113,69 @@ app_curl() {
   curl -fsS --max-time 10 --resolve "$HOST:$PORT:$ADDR" "$@"
 }
 
+# set_spec JSON: merge JSON into the stack's spec, then wait for the operator to see it.
+set_spec() {
+  kubectl -n "$NS" patch appstack "$STACK" --type=merge -p "{\"spec\": $1}" >/dev/null
+  local generation
+  generation=$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.metadata.generation}')
+  kubectl -n "$NS" wait --for=jsonpath='{.status.observedGeneration}'="$generation" \
+    "appstack/$STACK" --timeout=60s >/dev/null
+}
+
+ready_message() {
+  kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'
+}
+
+# start_load URL: GET URL every 0.2 s in the background, counting failures; stop_load fails the
+# test if any request failed.
+LOAD_PID=""
+LOAD_LOG=$(mktemp)
+start_load() {
+  : >"$LOAD_LOG"
+  (
+    while :; do
+      if app_curl -o /dev/null "$1" 2>/dev/null; then echo ok; else echo FAILED; fi
+      sleep 0.2
+    done >>"$LOAD_LOG"
+  ) &
+  LOAD_PID=$!
+}
+stop_load() {
+  [ -z "$LOAD_PID" ] || { kill "$LOAD_PID" 2>/dev/null || true; wait "$LOAD_PID" 2>/dev/null || true; }
+  LOAD_PID=""
+  local ok failed
+  ok=$(grep -c '^ok$' "$LOAD_LOG" || true)
+  failed=$(grep -c '^FAILED$' "$LOAD_LOG" || true)
+  echo "requests during the change: $ok answered, $failed failed"
+  [ "$failed" -eq 0 ] || fail "$failed requests failed while the old version should have answered"
+  [ "$ok" -gt 0 ] || fail "no request was answered"
+}
+
 if [ "${E2E_OPERATOR:-}" = external ]; then
-  step "1/7 apply the CRD (the operator runs outside the cluster)"
+  step "1/9 apply the CRD (the operator runs outside the cluster)"
   kubectl apply -f crd/appstack.yaml
 else
-  step "1/7 install the operator"
+  step "1/9 install the operator"
   kubectl apply -f deploy/install.yaml
   kubectl -n appstack-system rollout status deploy/appstack-operator --timeout=180s
 fi
 kubectl wait --for=condition=Established crd/appstacks.appstack.dev --timeout=60s
 
-step "2/7 create namespace $NS (restricted Pod Security) and the books stack"
+step "2/9 create namespace $NS (restricted Pod Security) and the books stack"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
 kubectl label namespace "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite
 kubectl apply -n "$NS" -f examples/books.yaml
 
-step "3/7 wait for appstack/$STACK to be Ready"
+step "3/9 wait for appstack/$STACK to be Ready"
 kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=300s
 
 id=""
 if [ "$TRAFFIC" = skip ]; then
-  step "4/7 traffic checks skipped (E2E_SKIP_TRAFFIC=1)"
+  step "4/9 traffic checks skipped (E2E_SKIP_TRAFFIC=1)"
 else
   command -v jq >/dev/null || fail "jq is needed for the traffic checks"
   open_traffic
-  step "4/7 traffic ($TRAFFIC): API at $API_BASE, frontend at $WEB_BASE"
+  step "4/9 traffic ($TRAFFIC): API at $API_BASE, frontend at $WEB_BASE"
   # The Ingress controller picks up new rules a little after the stack is Ready.
   retry 180 app_curl -o /dev/null "$API_BASE/api/books"
 
@@ -153,10 +194,45 @@ else
   page=$(retry 60 app_curl "$WEB_BASE/")
   grep -q '<div id="root">' <<<"$page" || fail "GET / is not the React page: $page"
   echo "API round trip and frontend page OK"
+
+  api_image=$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')
+  migrations=$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.spec.api.migrations.command}')
+
+  step "5/9 a bad API image tag: the old version answers every request, Degraded within 60 s, rolled back"
+  start_load "$API_BASE/api/books/$id"
+  set_spec "{\"api\": {\"image\": \"${api_image%:*}:no-such-tag\"}}"
+  t0=$SECONDS
+  kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Degraded "appstack/$STACK" --timeout=60s
+  echo "Degraded $((SECONDS - t0)) s after the change: $(ready_message)"
+  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="ApiReady")].reason}'=RolledBack \
+    "appstack/$STACK" --timeout=60s
+  kubectl -n "$NS" rollout status "deploy/$STACK-api" --timeout=120s
+  [ "$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$api_image" ] \
+    || fail "the API Deployment is not back on $api_image"
+  stop_load
+  echo "rolled back to $api_image: $(ready_message)"
+
+  step "6/9 a failing migration: the old version keeps answering, MigrationFailed"
+  start_load "$API_BASE/api/books/$id"
+  set_spec "{\"api\": {\"image\": \"${api_image%:*}:0.1.1\", \"migrations\": {\"command\": [\"sh\", \"-c\", \"echo 'e2e: this migration fails on purpose' >&2; exit 1\"], \"backoffLimit\": 0}}}"
+  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="ApiReady")].reason}'=MigrationFailed \
+    "appstack/$STACK" --timeout=120s
+  [ "$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.phase}')" = Degraded ] || fail "not Degraded"
+  ready_message | grep -q 'this migration fails on purpose' || fail "the status does not quote the migration's output: $(ready_message)"
+  [ "$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$api_image" ] \
+    || fail "the API Deployment moved although its migration failed"
+  stop_load
+  ready_message; echo
+
+  step "   back to the running image and the real migration: Ready again"
+  set_spec "{\"api\": {\"image\": \"$api_image\", \"migrations\": {\"command\": $migrations, \"backoffLimit\": 1}}}"
+  kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=180s
+  open_traffic
+  retry 60 app_curl -o /dev/null "$API_BASE/api/books/$id"
   stop_forwards
 fi
 
-step "5/7 delete the stack; the claim and credentials must stay (retainOnDelete defaults to true)"
+step "7/9 delete the stack; the claim and credentials must stay (retainOnDelete defaults to true)"
 password=$(kubectl -n "$NS" get secret "$STACK-db-credentials" -o jsonpath='{.data.password}')
 claim_uid=$(kubectl -n "$NS" get pvc "$STACK-db-data" -o jsonpath='{.metadata.uid}')
 kubectl -n "$NS" delete appstack "$STACK" --wait --timeout=120s
@@ -168,7 +244,7 @@ for obj in pvc/books-db-data secret/books-db-credentials; do
   echo "$obj kept, no owner"
 done
 
-step "6/7 re-create the stack: same claim, same password$([ -z "$id" ] || echo ", book $id still there")"
+step "8/9 re-create the stack: same claim, same password$([ -z "$id" ] || echo ", book $id still there")"
 kubectl apply -n "$NS" -f examples/books.yaml
 kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=300s
 [ "$(kubectl -n "$NS" get secret "$STACK-db-credentials" -o jsonpath='{.data.password}')" = "$password" ] \
@@ -185,9 +261,9 @@ if [ -n "$id" ]; then
 fi
 
 if [ "${E2E_KEEP:-0}" = 1 ]; then
-  step "7/7 namespace $NS kept (E2E_KEEP=1)"
+  step "9/9 namespace $NS kept (E2E_KEEP=1)"
 else
-  step "7/7 delete namespace $NS"
+  step "9/9 delete namespace $NS"
   kubectl delete namespace "$NS" --wait --timeout=180s
 fi
 step "e2e passed"

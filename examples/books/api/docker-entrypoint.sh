@@ -1,12 +1,12 @@
 #!/bin/sh
-# Entry point of the books API image: brings the database schema up to date, then runs the
-# command (gunicorn by default) and relays a stop request to it after a short delay.
+# Entry point of the books API image: runs the command (gunicorn by default) and relays a stop
+# request to it after a short delay.
 #
-# Interim: nothing else creates the tables yet (a migrations Job run by the operator is planned),
-# so each API pod runs `flask db upgrade` before it starts serving. Several replicas may start at
-# once: two upgrades racing on an empty database make one fail on a duplicate table, and its retry
-# then finds the schema current. Retries also cover a database that is not accepting connections
-# yet. BOOKS_MIGRATE=0 skips this step.
+# The schema is migrated by the operator's migration Job (`api.migrations.command:
+# [flask, db, upgrade]`, see examples/books.yaml) before the API moves to a new image. Without
+# an operator, BOOKS_MIGRATE=1 makes each pod run `flask db upgrade` first (with retries: several
+# replicas racing on an empty database make one fail on a duplicate table, and its retry then
+# finds the schema current; retries also cover a database that is not accepting connections yet).
 #
 # On SIGTERM the server keeps serving for BOOKS_STOP_DELAY seconds (default 5) before it is told
 # to stop: the pod has already left the Service's endpoints, but kube-proxy on every node needs a
@@ -14,7 +14,7 @@
 # requests that arrive in that moment.
 set -eu
 
-if [ "${BOOKS_MIGRATE:-1}" = 1 ]; then
+if [ "${BOOKS_MIGRATE:-0}" = 1 ]; then
   attempt=1
   until flask db upgrade; do
     if [ "$attempt" -ge "${BOOKS_MIGRATE_ATTEMPTS:-15}" ]; then
