@@ -31,13 +31,22 @@ pub fn ingress(stack: &str) -> String {
 /// the 63-character `job-name` label of their pods, so long stack names are cut; the digest of
 /// the stack's name and the image keeps them apart.
 pub fn migration_job(stack: &str, image: &str) -> String {
+    job_per_image(stack, "-migrate-", image)
+}
+
+/// The Job that proves a database image can start (and says which Postgres it is) before the
+/// database moves to it.
+pub fn database_check_job(stack: &str, image: &str) -> String {
+    job_per_image(stack, "-dbcheck-", image)
+}
+
+fn job_per_image(stack: &str, infix: &str, image: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{stack}\n{image}").as_bytes());
     let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    const SUFFIX: &str = "-migrate-";
-    let room = 63 - SUFFIX.len() - hash.len();
+    let room = 63 - infix.len() - hash.len();
     let stem = stack[..stack.len().min(room)].trim_end_matches('-');
-    format!("{stem}{SUFFIX}{hash}")
+    format!("{stem}{infix}{hash}")
 }
 
 #[cfg(test)]

@@ -42,5 +42,17 @@ pub const MIGRATION_FAILED: &str = "MigrationFailed";
 pub const ROLLED_BACK: &str = "RolledBack";
 /// New pods fail and nothing rolls them back.
 pub const ROLLOUT_FAILED: &str = "RolloutFailed";
+/// The database waits for a check Job to prove its new image starts.
+pub const CHECKING_DATABASE_IMAGE: &str = "CheckingDatabaseImage";
+/// The new database image cannot start: the database keeps its image.
+pub const DATABASE_IMAGE_UNUSABLE: &str = "DatabaseImageUnusable";
+/// The new database image is another Postgres major version than the data: refused.
+pub const DATABASE_MAJOR_VERSION_CHANGE: &str = "DatabaseMajorVersionChange";
 /// The rollout reasons that also make a Warning Event.
-pub const ROLLOUT_WARNINGS: [&str; 3] = [MIGRATION_FAILED, ROLLED_BACK, ROLLOUT_FAILED];
+pub const ROLLOUT_WARNINGS: [&str; 5] = [
+    MIGRATION_FAILED,
+    ROLLED_BACK,
+    ROLLOUT_FAILED,
+    DATABASE_IMAGE_UNUSABLE,
+    DATABASE_MAJOR_VERSION_CHANGE,
+];

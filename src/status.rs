@@ -234,6 +234,35 @@ fn workload_verdict(name: &str, state: Option<&RolloutState>) -> Verdict {
 }
 
 fn database_verdict(observed: &Observed) -> Verdict {
+    match observed.rollout(Component::Database) {
+        Some(TierRollout::CheckingImage { message, .. }) => {
+            // The database keeps serving on its current image meanwhile.
+            let current = plain_database_verdict(observed);
+            return Verdict {
+                ready: false,
+                stuck: false,
+                reason: reasons::CHECKING_DATABASE_IMAGE,
+                message: if current.ready {
+                    message.clone()
+                } else {
+                    format!("{message}; {}", current.message)
+                },
+            };
+        }
+        Some(TierRollout::ImageRefused { reason, message }) => {
+            return Verdict {
+                ready: false,
+                stuck: true,
+                reason,
+                message: message.clone(),
+            };
+        }
+        _ => {}
+    }
+    plain_database_verdict(observed)
+}
+
+fn plain_database_verdict(observed: &Observed) -> Verdict {
     if !observed.claim_bound {
         let claim = observed.claim_name.as_deref().unwrap_or("the data claim");
         return Verdict {
@@ -462,6 +491,10 @@ fn web_verdict(observed: &Observed, component: Component) -> Verdict {
             stuck(reasons::MIGRATION_FAILED, message)
         }
         Some(TierRollout::RolledBack { message, .. }) => stuck(reasons::ROLLED_BACK, message),
+        // Database reports never name a web tier.
+        Some(TierRollout::CheckingImage { .. } | TierRollout::ImageRefused { .. }) => {
+            workload_verdict(name, state)
+        }
         Some(TierRollout::Failing { image, failure }) => stuck(
             reasons::ROLLOUT_FAILED,
             &format!(

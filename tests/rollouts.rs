@@ -1,8 +1,9 @@
 //! Rollout safety against a real API server, with KWOK playing the pods: the migrations gate,
-//! a bad image reported in seconds and rolled back, and the opt-out. Pod failures are played by
-//! two KWOK stages of the test cluster (tests/cluster/manifests/kwok.yaml): pods of
+//! a bad image reported in seconds and rolled back, the opt-out, and the database image guard. Pod failures are played by
+//! KWOK stages of the test cluster (tests/cluster/manifests/kwok.yaml): pods of
 //! `appstack.invalid/unpullable:1` stay in ErrImagePull, Job pods of
-//! `appstack.invalid/failing-job:1` fail with a termination message. The real-node versions,
+//! `appstack.invalid/failing-job:1` fail with a termination message, Job pods of
+//! `appstack.invalid/postgres:{17,18}` say which Postgres they are. The real-node versions,
 //! with real pulls, real Postgres and traffic, are in tests/real-node/ and tests/e2e/run.sh.
 //!
 //! Needs the local control plane: `tests/cluster/up.sh` (see README, "Testing").
@@ -14,9 +15,11 @@ use std::time::{Duration, Instant};
 use appstack_operator::crd::{AppStack, Phase};
 use appstack_operator::names;
 use common::{TestEnv, condition, message, reason};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::events::v1::Event;
+use kube::ResourceExt;
 use kube::api::ListParams;
 use serde_json::json;
 
@@ -139,7 +142,8 @@ async fn migrations_run_before_the_api_and_a_failed_one_keeps_the_running_versio
     // The same spec does not run the migration again; a new spec does.
     let poked = env.poke(name).await;
     env.wait_reconciled(name, &poked).await;
-    let jobs = env.api::<Job>().list(&ListParams::default()).await.unwrap();
+    let migrations = ListParams::default().labels("app.kubernetes.io/component=migrations");
+    let jobs = env.api::<Job>().list(&migrations).await.unwrap();
     assert_eq!(
         jobs.items.len(),
         2,
@@ -270,5 +274,89 @@ async fn without_auto_rollback_a_bad_image_stays_and_the_stack_says_why() {
         Some(1),
         "the old pod keeps serving"
     );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn a_database_image_of_another_major_version_is_refused_and_the_database_keeps_running() {
+    let env = TestEnv::start("dbimage").await;
+    let name = "shop";
+    let created = env
+        .apply_stack(
+            &(stack(name, "image: registry.example.com/api:1")
+                + "  database: {image: 'appstack.invalid/postgres:17'}\n"),
+        )
+        .await
+        .unwrap();
+    env.wait_ready_at(name, created.metadata.generation).await;
+    // The check of the running image tells which Postgres writes the data; the claim keeps it.
+    env.wait_for::<PersistentVolumeClaim, _>("shop-db-data", "postgres-major recorded", |claim| {
+        claim
+            .annotations()
+            .get("appstack.dev/postgres-major")
+            .map(String::as_str)
+            == Some("17")
+    })
+    .await;
+
+    let next = env
+        .patch_spec(
+            name,
+            json!({"database": {"image": "appstack.invalid/postgres:18"}}),
+        )
+        .await;
+    let refused = env
+        .wait_for::<AppStack, _>(
+            name,
+            "DatabaseReady reason DatabaseMajorVersionChange",
+            |s| {
+                reason(s, "DatabaseReady") == Some("DatabaseMajorVersionChange")
+                    && s.status.as_ref().and_then(|s| s.observed_generation)
+                        == next.metadata.generation
+            },
+        )
+        .await;
+    assert_eq!(
+        refused.status.as_ref().unwrap().phase,
+        Some(Phase::Degraded)
+    );
+    let why = message(&refused, "DatabaseReady").unwrap();
+    assert!(
+        why.contains("PostgreSQL 18") && why.contains("PostgreSQL 17"),
+        "{why}"
+    );
+    let set: StatefulSet = env.get("shop-db").await;
+    let image = set.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(
+        image.as_deref(),
+        Some("appstack.invalid/postgres:17"),
+        "the database keeps its image"
+    );
+    assert!(
+        !warnings(&env, "DatabaseMajorVersionChange")
+            .await
+            .is_empty()
+    );
+
+    // An image that cannot be pulled is refused as well, at once.
+    let unpullable = env
+        .patch_spec(name, json!({"database": {"image": UNPULLABLE}}))
+        .await;
+    env.wait_for_within::<AppStack, _>(REPORTED_WITHIN, name, "DatabaseImageUnusable", |s| {
+        reason(s, "DatabaseReady") == Some("DatabaseImageUnusable")
+            && s.status.as_ref().and_then(|s| s.observed_generation)
+                == unpullable.metadata.generation
+    })
+    .await;
+
+    let back = env
+        .patch_spec(
+            name,
+            json!({"database": {"image": "appstack.invalid/postgres:17"}}),
+        )
+        .await;
+    env.wait_ready_at(name, back.metadata.generation).await;
     env.finish().await;
 }

@@ -7,9 +7,11 @@ use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 
 use super::error::Error;
-use crate::plan::child::{Existing, Object, Slot};
+use crate::plan::child::{Existing, Kind, Object, Slot};
+use crate::plan::database_image;
 use crate::plan::migration::{JobState, job_state};
 use crate::plan::slots;
+use crate::resources::job::DATABASE_CHECK_COMPONENT;
 use crate::resources::{LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::stack::{Component, ValidStack};
 use crate::status::RolloutState;
@@ -39,6 +41,13 @@ pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing
             .map_err(|e| Error::from_kube("Pod", &selector, e))?;
         existing.database_pods = pods.items.len();
     }
+    // Database image checks: read once the database and its claim are known.
+    let checks = database_image::check_job_names(stack, &existing)
+        .into_iter()
+        .map(|name| read(client, stack, Slot::new(Kind::Job, name)));
+    existing
+        .children
+        .extend(try_join_all(checks).await?.into_iter().flatten());
     if watching_rollout(stack, &existing) {
         let selector = format!("{LABEL_INSTANCE}={}", stack.name);
         let params = ListParams::default().labels(&selector);
@@ -103,9 +112,19 @@ fn watching_rollout(stack: &ValidStack, existing: &Existing) -> bool {
         .iter()
         .filter_map(|&c| existing.deployment(&stack.child_name(c)))
         .any(|d| !RolloutState::of(d).complete());
-    let migrating = existing
-        .children
-        .values()
-        .any(|o| matches!(o, Object::Job(job) if job_state(job, &[]) != JobState::Succeeded));
+    // Migration Jobs until they succeed (the end of a failed one's output); database checks
+    // always (their output says which Postgres an image is).
+    let migrating = existing.children.values().any(|o| match o {
+        Object::Job(job) => {
+            let component = job
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_COMPONENT));
+            job_state(job, &[]) != JobState::Succeeded
+                || component.map(String::as_str) == Some(DATABASE_CHECK_COMPONENT)
+        }
+        _ => false,
+    });
     rolling || migrating
 }

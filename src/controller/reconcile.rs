@@ -14,7 +14,9 @@ use crate::crd::{AppStack, AppStackStatus};
 use crate::plan::{Hold, plan};
 use crate::reasons;
 use crate::stack::Component;
-use crate::status::{API_READY, Blocker, FRONTEND_READY, Observed, READY, compute_status, observe};
+use crate::status::{
+    API_READY, Blocker, DATABASE_READY, FRONTEND_READY, Observed, READY, compute_status, observe,
+};
 use crate::validate::validate;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -96,6 +98,7 @@ async fn announce_rollouts(stack: &AppStack, events: &Events<'_>, observed: &Obs
     let now = Time(jiff::Timestamp::now());
     let new = compute_status(stack.status.as_ref(), observed, &now);
     for (component, condition) in [
+        (Component::Database, DATABASE_READY),
         (Component::Api, API_READY),
         (Component::Frontend, FRONTEND_READY),
     ] {
@@ -119,7 +122,14 @@ async fn announce_rollouts(stack: &AppStack, events: &Events<'_>, observed: &Obs
         let blocker = Blocker {
             reason,
             message: now.message.clone(),
-            object: Some(("Deployment", stack_child(stack, component))),
+            object: Some((
+                if component == Component::Database {
+                    "StatefulSet"
+                } else {
+                    "Deployment"
+                },
+                stack_child(stack, component),
+            )),
         };
         events.warning(&blocker).await;
     }

@@ -7,6 +7,7 @@
 
 pub mod child;
 pub mod data;
+pub mod database_image;
 pub mod drift;
 pub mod handover;
 pub mod migration;
@@ -104,6 +105,13 @@ pub enum TierRollout {
         image: Option<String>,
         message: String,
     },
+    /// The database waits for its new image to prove it starts.
+    CheckingImage { job: String, message: String },
+    /// The database keeps its image: the new one cannot start, or is another major version.
+    ImageRefused {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// Every child a stack may have, in apply order, with its desired object (`None`: an optional
@@ -127,7 +135,15 @@ fn desired_children(
     let claim_size = data::claim_size(stack, existing.claim(&stack.claim_name()));
     let web = [Component::Api, Component::Frontend];
     let mut children: Vec<Option<Object>> = vec![secret];
-    children.push(Some(Object::Claim(pvc::data_claim(stack, &claim_size))));
+    let mut claim = pvc::data_claim(stack, &claim_size);
+    if let Some(major) = database_image::data_major(stack, existing) {
+        claim
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(database_image::MAJOR_ANNOTATION.into(), major);
+    }
+    children.push(Some(Object::Claim(claim)));
     children.push(Some(Object::StatefulSet(database::statefulset(
         stack,
         &credentials,
@@ -298,6 +314,17 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str, now: 
                 continue;
             }
         }
+        if slot.kind == Kind::StatefulSet
+            && desired.is_some()
+            && live_standing.is_none_or(|s| s == Standing::Ours)
+        {
+            let guard = database_image::guard(stack, existing);
+            steps.extend(guard.steps);
+            if let Some(report) = guard.hold {
+                rollouts.push((Component::Database, report));
+                continue;
+            }
+        }
         match (desired, live) {
             (Some(mut desired), None) => {
                 drift::stamp(&mut desired);
@@ -333,13 +360,15 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str, now: 
             _ => {}
         }
     }
-    let poll = rollouts
+    let poll = rollouts.iter().any(|(_, r)| {
+        matches!(
+            r,
+            TierRollout::Migrating { .. } | TierRollout::CheckingImage { .. }
+        )
+    }) || [Component::Api, Component::Frontend]
         .iter()
-        .any(|(_, r)| matches!(r, TierRollout::Migrating { .. }))
-        || [Component::Api, Component::Frontend]
-            .iter()
-            .filter_map(|&c| existing.deployment(&stack.child_name(c)))
-            .any(|d| !RolloutState::of(d).complete());
+        .filter_map(|&c| existing.deployment(&stack.child_name(c)))
+        .any(|d| !RolloutState::of(d).complete());
     Plan {
         steps,
         hold: None,
@@ -462,13 +491,27 @@ impl Tier<'_> {
         };
         match migration::job_state(live_job, &self.existing.pods) {
             migration::JobState::Succeeded => Gate::Open,
-            migration::JobState::Running => closed(
-                vec![],
-                migrating(format!(
-                    "api: migration Job {job} runs image {}",
-                    stack.api.image
-                )),
-            ),
+            migration::JobState::Running => {
+                match rollout::failing_job_pod(&job, &self.existing.pods) {
+                    Some(why) => closed(
+                        vec![],
+                        TierRollout::MigrationFailed {
+                            job: job.clone(),
+                            message: format!(
+                                "api: migration Job {job} cannot start image {}, the running version keeps serving: {why}",
+                                stack.api.image
+                            ),
+                        },
+                    ),
+                    None => closed(
+                        vec![],
+                        migrating(format!(
+                            "api: migration Job {job} runs image {}",
+                            stack.api.image
+                        )),
+                    ),
+                }
+            }
             migration::JobState::Failed(why) => {
                 let older = migration::job_generation(live_job)
                     .zip(stack.generation)

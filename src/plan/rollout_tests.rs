@@ -56,7 +56,7 @@ fn a_new_stack_migrates_once_the_database_is_ready_and_only_then_starts_the_api(
             .iter()
             .any(|s| s.contains("books-api") && s.contains("Deployment"))
     );
-    assert!(!summary(&first).iter().any(|s| s.contains("Job")));
+    assert!(!summary(&first).iter().any(|s| s.contains("migrate")));
     assert!(
         matches!(report(&first), Some(TierRollout::Migrating { message, .. }) if message.contains("waiting for the database"))
     );

@@ -71,6 +71,11 @@ fn a_new_stack_creates_everything_data_first() {
         [
             "Create Secret books-db-credentials",
             "Create PersistentVolumeClaim books-db-data",
+            // Which Postgres writes the data, learned by a check of the database image.
+            &format!(
+                "Create Job {}",
+                names::database_check_job("books", "postgres:17")
+            ),
             "Create StatefulSet books-db",
             "Create Deployment books-api",
             "Create Deployment books-frontend",
@@ -85,7 +90,7 @@ fn a_new_stack_creates_everything_data_first() {
     let Some(Step::Apply {
         object: Object::Deployment(api),
         ..
-    }) = plan.steps.get(3)
+    }) = plan.steps.get(4)
     else {
         panic!("api Deployment fourth")
     };
@@ -178,8 +183,8 @@ fn a_recreated_stack_adopts_orphans_and_reuses_the_password() {
     let steps = summary(&plan);
     assert_eq!(
         steps.iter().filter(|s| s.starts_with("Adopted")).count(),
-        6,
-        "StatefulSet, two Deployments and three Services: {steps:?}"
+        7,
+        "StatefulSet, two Deployments, three Services and the database image check: {steps:?}"
     );
     assert!(
         steps.iter().all(|s| s.starts_with("Adopted")),

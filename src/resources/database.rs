@@ -16,7 +16,7 @@ use super::{
 use crate::stack::{Component, ValidStack};
 
 /// UID and GID of the `postgres` user in the official Postgres images.
-const POSTGRES_UID: i64 = 999;
+pub const POSTGRES_UID: i64 = 999;
 const DATA_MOUNT: &str = "/var/lib/postgresql/data";
 /// A subdirectory of the mount: Postgres wants to own and `chmod 0700` its data directory, which
 /// it cannot do to the root of a volume owned by root.

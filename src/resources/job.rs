@@ -4,11 +4,15 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use kube::api::ObjectMeta;
 
-use super::deployment::deployment;
+use super::database::POSTGRES_UID;
+use super::deployment::{default_resources, deployment, isolated_pod_spec};
 use super::secret::Credentials;
-use super::{LABEL_COMPONENT, Ownership, object_meta};
+use super::{
+    LABEL_COMPONENT, Ownership, object_meta, restricted_container_security, restricted_pod_security,
+};
 use crate::crd::MigrationsSpec;
 use crate::names;
 use crate::stack::{Component, ValidStack};
@@ -50,6 +54,60 @@ pub fn migration_job(stack: &ValidStack, credentials: &Credentials) -> Option<Jo
         }),
         ..Job::default()
     })
+}
+
+/// Value of `app.kubernetes.io/component` on database image checks: not `database`, so that
+/// the database Service never sends connections to them.
+pub const DATABASE_CHECK_COMPONENT: &str = "database-check";
+/// How long a database image check may take, pull included.
+const DATABASE_CHECK_DEADLINE_SECONDS: i64 = 180;
+
+/// The Job that runs `postgres --version` in `image`, without the data volume: the image can be
+/// pulled and its server binary runs, and its termination message says which Postgres it is.
+pub fn database_check_job(stack: &ValidStack, image: &str) -> Job {
+    let name = names::database_check_job(&stack.name, image);
+    let mut meta = object_meta(stack, name, Component::Database, Ownership::Owned);
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.insert(LABEL_COMPONENT.into(), DATABASE_CHECK_COMPONENT.into());
+    }
+    meta.annotations = stack.generation.map(|generation| {
+        BTreeMap::from([(GENERATION_ANNOTATION.to_owned(), generation.to_string())])
+    });
+    // `postgres --version` fails (and so does the Job) when the binary is missing or broken;
+    // only its output goes to the termination message.
+    let script = "version=$(postgres --version) && echo \"$version\" | tee /dev/termination-log";
+    let container = Container {
+        name: "check".into(),
+        image: Some(image.into()),
+        command: Some(vec!["sh".into(), "-c".into(), script.into()]),
+        resources: Some(default_resources("10m", "32Mi", "128Mi")),
+        security_context: Some(restricted_container_security()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        restart_policy: Some("Never".into()),
+        security_context: Some(restricted_pod_security(Some(POSTGRES_UID))),
+        ..isolated_pod_spec()
+    };
+    Job {
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(DATABASE_CHECK_DEADLINE_SECONDS),
+            ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED_SECONDS),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: meta.labels.clone(),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            ..JobSpec::default()
+        }),
+        metadata: meta,
+        ..Job::default()
+    }
 }
 
 fn migration_pod(mut template: PodTemplateSpec, migrations: &MigrationsSpec) -> PodTemplateSpec {
@@ -101,6 +159,26 @@ mod tests {
         let stack = valid_stack(overrides);
         let secret = credentials_secret(&stack, "pw", None);
         migration_job(&stack, &Credentials::of_secret(&secret))
+    }
+
+    #[test]
+    fn the_database_check_runs_the_server_binary_without_the_data() {
+        let stack = valid_stack("");
+        let job = database_check_job(&stack, "postgres:18");
+        assert_eq!(
+            job.metadata.name.as_deref(),
+            Some(&*names::database_check_job("books", "postgres:18"))
+        );
+        let labels = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_COMPONENT], "database-check");
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.unwrap();
+        assert!(pod.volumes.is_none(), "never the data volume");
+        let container = &pod.containers[0];
+        assert_eq!(container.image.as_deref(), Some("postgres:18"));
+        assert!(container.command.as_ref().unwrap()[2].contains("postgres --version"));
+        assert_eq!(pod.security_context.unwrap().run_as_user, Some(999));
     }
 
     #[test]

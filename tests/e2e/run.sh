@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end test of appstack-operator on a real cluster: install, create the books stack (its
-# migration Job creates the tables), wait for Ready, send traffic, roll out a bad image tag (the
-# old version answers every request, the stack is Degraded within 60 s and rolled back) and a
-# failing migration (the old version answers, MigrationFailed), delete the stack and check its
-# data is kept, re-create it and check that it finds its password and its data again.
+# migration Job creates the tables), wait for Ready, send traffic, roll out bad image tags (every
+# request answered, Degraded within 60 s; the frontend rolled back, the API held by its migration
+# Job, the database by its image check) and a failing migration (the old version answers,
+# MigrationFailed), delete the stack and check its data is kept, re-create it and check that it
+# finds its password and its data again.
 #
 #   tests/e2e/run.sh KUBECONFIG
 #
@@ -198,19 +199,51 @@ else
   api_image=$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')
   migrations=$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.spec.api.migrations.command}')
 
-  step "5/9 a bad API image tag: the old version answers every request, Degraded within 60 s, rolled back"
+  web_image=$(kubectl -n "$NS" get deploy "$STACK-frontend" -o jsonpath='{.spec.template.spec.containers[0].image}')
+  db_image=$(kubectl -n "$NS" get statefulset "$STACK-db" -o jsonpath='{.spec.template.spec.containers[0].image}')
+
+  step "5/9 bad image tags: every request answered, Degraded within 60 s; the frontend rolled back, the API and database kept"
+  start_load "$WEB_BASE/"
+  set_spec "{\"frontend\": {\"image\": \"${web_image%:*}:no-such-tag\"}}"
+  t0=$SECONDS
+  kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Degraded "appstack/$STACK" --timeout=60s
+  echo "frontend: Degraded $((SECONDS - t0)) s after the change: $(ready_message)"
+  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="FrontendReady")].reason}'=RolledBack \
+    "appstack/$STACK" --timeout=60s
+  kubectl -n "$NS" rollout status "deploy/$STACK-frontend" --timeout=120s
+  [ "$(kubectl -n "$NS" get deploy "$STACK-frontend" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$web_image" ] \
+    || fail "the frontend Deployment is not back on $web_image"
+  stop_load
+  echo "frontend rolled back to $web_image"
+  set_spec "{\"frontend\": {\"image\": \"$web_image\"}}"
+  kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=120s
+
+  # With api.migrations the bad API image is caught by its migration Job: the Deployment never
+  # moves, nothing needs rolling back.
   start_load "$API_BASE/api/books/$id"
   set_spec "{\"api\": {\"image\": \"${api_image%:*}:no-such-tag\"}}"
   t0=$SECONDS
-  kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Degraded "appstack/$STACK" --timeout=60s
-  echo "Degraded $((SECONDS - t0)) s after the change: $(ready_message)"
-  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="ApiReady")].reason}'=RolledBack \
+  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="ApiReady")].reason}'=MigrationFailed \
     "appstack/$STACK" --timeout=60s
-  kubectl -n "$NS" rollout status "deploy/$STACK-api" --timeout=120s
+  echo "api: MigrationFailed $((SECONDS - t0)) s after the change: $(ready_message)"
+  [ "$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.phase}')" = Degraded ] || fail "not Degraded"
   [ "$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$api_image" ] \
-    || fail "the API Deployment is not back on $api_image"
+    || fail "the API Deployment moved to an image that cannot be pulled"
   stop_load
-  echo "rolled back to $api_image: $(ready_message)"
+  set_spec "{\"api\": {\"image\": \"$api_image\"}}"
+  kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=120s
+
+  # A database image must prove it starts before the database moves to it.
+  start_load "$API_BASE/api/books/$id"
+  set_spec "{\"database\": {\"image\": \"${db_image%:*}:no-such-tag\"}}"
+  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="DatabaseReady")].reason}'=DatabaseImageUnusable \
+    "appstack/$STACK" --timeout=60s
+  [ "$(kubectl -n "$NS" get statefulset "$STACK-db" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$db_image" ] \
+    || fail "the database moved to an image that cannot start"
+  stop_load
+  echo "database kept on $db_image: $(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.conditions[?(@.type=="DatabaseReady")].message}')"
+  set_spec "{\"database\": {\"image\": \"$db_image\"}}"
+  kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=120s
 
   step "6/9 a failing migration: the old version keeps answering, MigrationFailed"
   start_load "$API_BASE/api/books/$id"
