@@ -44,13 +44,14 @@ pub struct Timing {
 }
 
 impl Default for Timing {
-    /// A SIGKILLed leader is replaced within 11 s of its last renewal, a released Lease is
-    /// taken within 1 s; the API server may be away for 7 s before the leader steps down.
+    /// A SIGKILLed leader is replaced within 13 s of its last renewal, a released Lease is
+    /// taken within 1 s; the API server may be away (or too slow) for 9 s before the leader
+    /// steps down.
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(10),
+            lease: Duration::from_secs(12),
             renew_every: Duration::from_secs(2),
-            renew_deadline: Duration::from_secs(7),
+            renew_deadline: Duration::from_secs(9),
             retry: Duration::from_secs(1),
         }
     }
@@ -189,7 +190,10 @@ impl Elector {
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.timing.renew_every).await;
-            let attempt = tokio::time::timeout(self.timing.renew_every, self.renew()).await;
+            // A slow answer still counts, up to the deadline: a busy API server is no reason to
+            // step down.
+            let left = self.timing.renew_deadline.saturating_sub(renewed.elapsed());
+            let attempt = tokio::time::timeout(left.max(self.timing.retry), self.renew()).await;
             match attempt {
                 Ok(Ok(true)) => {
                     renewed = Instant::now();

@@ -141,8 +141,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let work = async {
         if args.leader_election {
+            // A client of its own: renewals never queue behind the controller's requests.
+            let lease_client = kube::Client::try_default()
+                .await
+                .context("cannot reach Kubernetes (in-cluster config or KUBECONFIG)")?;
             let elector = Elector::new(
-                replica.client.clone(),
+                lease_client,
                 &args.lease_namespace,
                 &identity,
                 Timing::default(),
@@ -161,10 +165,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             )
             .await;
         }
+        Ok::<(), anyhow::Error>(())
     };
     // The HTTP server goes when the controller has stopped.
     tokio::select! {
-        () = work => Ok(()),
+        worked = work => worked,
         served = server::serve(args.metrics_address, app) => {
             served.with_context(|| format!("cannot serve on {}", args.metrics_address))
         }
