@@ -48,6 +48,10 @@ pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 /// pod states are not watched, and a failing rollout must show in seconds.
 pub const REQUEUE_ROLLOUT: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Reconciles at once. Unbounded, a restarted leader reconciles every stack at once and its
+/// requests (a dozen each) queue behind each other in the API server's fairness queue of its
+/// ServiceAccount, Lease renewals included, until the leader misses its renew deadline.
+const CONCURRENCY: u16 = 4;
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What every reconcile shares.
@@ -261,6 +265,7 @@ pub async fn run_until(
         .inspect(move |event| track_readiness(event, &synced))
         .applied_objects();
     let controller = Controller::for_stream(stacks, stacks_cache)
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY))
         .owns(scope.api::<StatefulSet>(&client), children.clone())
         .owns(scope.api::<Deployment>(&client), children.clone())
         .owns(scope.api::<Service>(&client), children.clone())
