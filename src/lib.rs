@@ -8,6 +8,7 @@
 
 pub mod controller;
 pub mod crd;
+pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod plan;

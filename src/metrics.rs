@@ -5,6 +5,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -31,6 +32,7 @@ pub struct Metrics {
     duration: Family<OutcomeLabels, Histogram>,
     child_writes: Family<WriteLabels, Counter>,
     status_writes: Counter,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -43,6 +45,7 @@ impl Default for Metrics {
         });
         let child_writes = Family::<WriteLabels, Counter>::default();
         let status_writes = Counter::default();
+        let leader = Gauge::default();
         registry.register("reconciles", "Reconciles by outcome", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -64,6 +67,11 @@ impl Default for Metrics {
             "Writes of AppStack status",
             status_writes.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica holds the Lease and runs the controller, else 0",
+            leader.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -71,6 +79,7 @@ impl Default for Metrics {
             duration,
             child_writes,
             status_writes,
+            leader,
         }
     }
 }
@@ -100,6 +109,10 @@ impl Metrics {
         self.status_writes.inc();
     }
 
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -119,7 +132,9 @@ mod tests {
         metrics.reconciled("success", Duration::from_millis(12));
         metrics.failed("KubeError");
         metrics.child_write("Deployment", "Created");
+        metrics.set_leader(true);
         let text = metrics.encode();
+        assert!(text.contains("appstack_leader 1"), "{text}");
         assert!(
             text.contains("appstack_reconciles_total{outcome=\"success\"} 1"),
             "{text}"

@@ -26,6 +26,8 @@ pub const DATA_LOST: &str = "DataLost";
 pub const REJECTED: &str = "Rejected";
 /// API calls keep failing (reported after a few consecutive failures).
 pub const API_ERROR: &str = "KubeError";
+/// Another writer kept changing the stack's data between read and write (transient).
+pub const RACED: &str = "Raced";
 
 // Waiting for something that goes away by itself: Ready=False, Reconciling=True.
 pub const WAITING_FOR_PREVIOUS_CLAIM: &str = "WaitingForPreviousClaim";

@@ -35,6 +35,8 @@ fn install_is_generated_from_the_crd_and_operator_part() {
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "Deployment"
         ]
     );
@@ -95,4 +97,54 @@ fn operator_pod_is_restricted_and_probed() {
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert!(container["resources"]["limits"]["memory"].is_string());
+}
+
+#[test]
+fn leader_election_adds_only_lease_verbs_in_the_operator_namespace() {
+    let docs = documents();
+    let role = find(&docs, "Role");
+    assert_eq!(role["metadata"]["namespace"], "appstack-system");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+            "verbs": ["get", "create", "patch"]}])
+    );
+    let binding = find(&docs, "RoleBinding");
+    assert_eq!(binding["metadata"]["namespace"], "appstack-system");
+    assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
+    assert_eq!(binding["subjects"][0]["name"], "appstack-operator");
+    let cluster_rules = find(&docs, "ClusterRole")["rules"].to_string();
+    assert!(
+        !cluster_rules.contains("leases"),
+        "no Lease verbs cluster-wide"
+    );
+}
+
+#[test]
+fn two_replicas_spread_and_know_their_pod() {
+    let docs = documents();
+    let deployment = find(&docs, "Deployment");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let anti = &pod["affinity"]["podAntiAffinity"];
+    assert!(
+        anti["preferredDuringSchedulingIgnoredDuringExecution"].is_array()
+            && anti["requiredDuringSchedulingIgnoredDuringExecution"].is_null(),
+        "preferred, not required (a one-node cluster runs both): {anti}"
+    );
+    let env = pod["containers"][0]["env"].as_array().unwrap();
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let var = env
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(var["valueFrom"]["fieldRef"]["fieldPath"], field);
+    }
+    assert!(
+        pod["terminationGracePeriodSeconds"].as_i64().unwrap() > 20,
+        "the drain fits"
+    );
 }

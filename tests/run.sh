@@ -2,7 +2,8 @@
 # Every test of the project, as the README's "Testing" section and CI run it:
 #   1. formatting and lints (cargo fmt, clippy, shellcheck);
 #   2. the local control plane (built from the Kubernetes Go modules, cached), then
-#      `cargo test`: unit tests plus the integration tests against that control plane;
+#      `cargo test`: unit tests plus the integration tests against that control plane, and the
+#      fault-injection suite at its CI size (tests/faults/run.sh);
 #   3. the README's one-command trial (tests/cluster/try.sh) and the e2e script against it;
 #   4. the sample app's pytest (real Postgres) and Vitest suites, and actionlint;
 #   5. the real node: the KWOK cluster is stopped, `tests/cluster/up.sh --real-node` starts one
@@ -31,7 +32,7 @@ log "cargo fmt --check, clippy, shellcheck"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 shellcheck -x tests/*.sh tests/cluster/*.sh tests/cluster/images/*.sh tests/e2e/*.sh \
-  tests/real-node/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
+  tests/faults/*.sh tests/real-node/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
 trap 'bash tests/cluster/down.sh || true' EXIT
@@ -43,10 +44,18 @@ source "$CLUSTER_DIR/env"
 log "cargo test (unit + integration)"
 # The property test and the fault walk report figures (specs tried and accepted; rounds, faults,
 # violations): run them apart with their output shown.
-reporting=(accepted_means_renderable faults)
+# The leader failover test prints its hand-over times.
+reporting=(accepted_means_renderable faults leader_election)
 cargo test --locked -- --skip every_accepted_spec_renders_children_the_server_accepts \
-  --skip deletes_recreates_and_operator_kills_lose_nothing
+  --skip deletes_recreates_and_operator_kills_lose_nothing \
+  --skip a_standby_takes_over_after_sigkill_and_at_once_after_sigterm
 cargo test --locked "${reporting[@]/#/--test=}" -- --show-output
+
+# The fault-injection suite at its CI size (it restarts this cluster's API server and etcd).
+log "fault-injection suite (tests/faults/run.sh, FAULT_RUNS=${FAULT_RUNS:-3})"
+fault_t0=${SECONDS}
+bash tests/faults/run.sh
+log "fault-injection suite took $((SECONDS - fault_t0))s"
 
 # The README's one-command trial (a fresh control plane, the operator as a local process, the
 # books stack Ready), then the e2e script against it with that operator. The trial uses its own

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -193,14 +193,18 @@ impl Data<'_> {
     /// Delete our object `name`; anything else of that name is left alone. Returns whether it
     /// deleted something.
     async fn remove<K: Kind>(&self, name: &str) -> Result<bool, Error> {
-        if self.ours::<K>(name).await?.is_none() {
+        let Some(object) = self.ours::<K>(name).await? else {
             return Ok(false);
-        }
-        match self
-            .api::<K>()
-            .delete(name, &DeleteParams::background())
-            .await
-        {
+        };
+        // Exactly the object judged ours, unchanged since: not one another writer re-made.
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: object.meta().uid.clone(),
+                resource_version: object.meta().resource_version.clone(),
+            }),
+            ..DeleteParams::background()
+        };
+        match self.api::<K>().delete(name, &params).await {
             Ok(_) => {
                 let kind = <K as k8s_openapi::Resource>::KIND;
                 self.ctx.metrics.child_write(kind, reasons::DELETED);

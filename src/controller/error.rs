@@ -33,6 +33,11 @@ pub enum Error {
         source: Box<kube::Error>,
     },
 
+    /// Another writer (a second operator) created or changed a data object since this
+    /// reconcile read it: plan again from what is there now, never write over it.
+    #[error("{kind} {name} was written by another writer since it was read")]
+    Raced { kind: &'static str, name: String },
+
     #[error(transparent)]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
@@ -78,6 +83,7 @@ impl Error {
             Error::Blocked(blocker) => blocker.reason,
             Error::Rejected { .. } => reasons::REJECTED,
             Error::Kube { .. } => reasons::API_ERROR,
+            Error::Raced { .. } => reasons::RACED,
             Error::Finalizer(_) => "FinalizerError",
         }
     }
@@ -103,9 +109,9 @@ impl Error {
                 reason: other.reason(),
                 message: other.to_string(),
                 object: match other {
-                    Error::Rejected { kind, name, .. } | Error::Kube { kind, name, .. } => {
-                        Some((*kind, name.clone()))
-                    }
+                    Error::Rejected { kind, name, .. }
+                    | Error::Kube { kind, name, .. }
+                    | Error::Raced { kind, name } => Some((*kind, name.clone())),
                     _ => None,
                 },
             },

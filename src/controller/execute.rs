@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -57,6 +57,10 @@ pub async fn execute(
                 };
                 (reason, slot, Some(written))
             }
+            Step::Create { object } => {
+                let written = writer.create(object).await?;
+                (reasons::CREATED, object.slot(), Some(written))
+            }
             Step::SetOwners {
                 slot,
                 owners,
@@ -108,8 +112,34 @@ impl Writer<'_> {
         Api::namespaced_with(self.client.clone(), self.namespace, &kind.api_resource())
     }
 
+    /// A 409 answers a write guarded by what was read (create-only, a resourceVersion): another
+    /// writer got there first, and the reconcile plans again.
     fn failed(slot: &Slot) -> impl FnOnce(kube::Error) -> Error + '_ {
-        move |e| Error::from_kube(slot.kind.name(), &slot.name, e)
+        move |e| match e {
+            kube::Error::Api(status) if status.code == 409 => Error::Raced {
+                kind: slot.kind.name(),
+                name: slot.name.clone(),
+            },
+            e => Error::from_kube(slot.kind.name(), &slot.name, e),
+        }
+    }
+
+    /// Create `object` only if nothing of its name exists (a POST, no apply).
+    async fn create(&self, object: &Object) -> Result<Object, Error> {
+        let slot = object.slot();
+        let value: DynamicObject = serde_json::from_value(object.to_value()).map_err(|e| {
+            Error::from_kube(slot.kind.name(), &slot.name, kube::Error::SerdeError(e))
+        })?;
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        let written = self
+            .api(slot.kind)
+            .create(&params, &value)
+            .await
+            .map_err(Self::failed(&slot))?;
+        typed(&slot, written)
     }
 
     /// Server-side apply under the operator's field manager, taking over conflicting fields.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
@@ -48,6 +48,10 @@ pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 /// pod states are not watched, and a failing rollout must show in seconds.
 pub const REQUEUE_ROLLOUT: Duration = Duration::from_secs(5);
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Reconciles at once. Unbounded, a restarted leader reconciles every stack at once and its
+/// requests (a dozen each) queue behind each other in the API server's fairness queue of its
+/// ServiceAccount, Lease renewals included, until the leader misses its renew deadline.
+const CONCURRENCY: u16 = 4;
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What every reconcile shares.
@@ -220,6 +224,34 @@ fn stack_of<K: Resource>(object: K) -> Option<ObjectRef<AppStack>> {
 /// Run the controller until SIGTERM or SIGINT. `ready` turns true once the AppStack cache has
 /// synced.
 pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<AtomicBool>) {
+    run_until(client, scope, ctx, ready, shutdown_signal()).await;
+}
+
+/// SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Run the controller until `shutdown` resolves, then stop gracefully: no new reconcile starts
+/// and the ones in flight finish before this returns.
+pub async fn run_until(
+    client: Client,
+    scope: Scope,
+    ctx: Arc<Context>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    // The controller wants a `Sync` trigger: hand the signal over through a oneshot channel.
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let bridge = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(());
+    });
     // Only the operator's own children are watched, so memory grows with them and not with
     // every Secret and Deployment in the cluster.
     let children = watcher::Config::default().labels(&managed_selector());
@@ -227,11 +259,13 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
     // mark the operator ready. `Store::wait_until_ready` wakes only its last waiter and the
     // controller's runner is one, so a second waiter would never wake.
     let (stacks_cache, stacks_writer) = reflector::store();
+    let synced = ready.clone();
     let stacks = watcher(scope.api::<AppStack>(&client), watcher::Config::default())
         .reflect(stacks_writer)
-        .inspect(move |event| track_readiness(event, &ready))
+        .inspect(move |event| track_readiness(event, &synced))
         .applied_objects();
     let controller = Controller::for_stream(stacks, stacks_cache)
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY))
         .owns(scope.api::<StatefulSet>(&client), children.clone())
         .owns(scope.api::<Deployment>(&client), children.clone())
         .owns(scope.api::<Service>(&client), children.clone())
@@ -248,7 +282,7 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
             children,
             stack_of,
         )
-        .shutdown_on_signal();
+        .graceful_shutdown_on(stopped.map(drop));
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -264,6 +298,8 @@ pub async fn run(client: Client, scope: Scope, ctx: Arc<Context>, ready: Arc<Ato
             }
         })
         .await;
+    bridge.abort();
+    ready.store(false, Ordering::Relaxed);
     tracing::info!("controller stopped");
 }
 

@@ -22,24 +22,39 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// Report a transient failure in the status after this many in a row.
 const FAILURES_BEFORE_REPORT: u32 = 3;
+/// Plans per reconcile when another writer keeps winning the race to the data; then back off.
+const RACE_ATTEMPTS: u32 = 3;
 
 pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error> {
     let events = Events::new(&ctx.recorder, &stack);
     let generation = stack.metadata.generation;
     let outcome = async {
         let valid = validate(&stack).map_err(Error::InvalidSpec)?;
-        let existing = dereference(&ctx.client, &valid).await?;
-        let now = Time(jiff::Timestamp::now());
-        let plan = plan(&valid, &existing, &password::generate(), &now);
-        let children = execute(ctx, &events, &valid.namespace, &plan, existing).await?;
-        let observed = observe(
-            &valid,
-            plan.hold.as_ref(),
-            &plan.rollouts,
-            &children,
-            generation,
-        );
-        Ok::<_, Error>((observed, plan.hold, plan.poll))
+        let mut attempt = 1;
+        loop {
+            let existing = dereference(&ctx.client, &valid).await?;
+            let now = Time(jiff::Timestamp::now());
+            let plan = plan(&valid, &existing, &password::generate(), &now);
+            match execute(ctx, &events, &valid.namespace, &plan, existing).await {
+                Ok(children) => {
+                    let observed = observe(
+                        &valid,
+                        plan.hold.as_ref(),
+                        &plan.rollouts,
+                        &children,
+                        generation,
+                    );
+                    return Ok::<_, Error>((observed, plan.hold, plan.poll));
+                }
+                // Another operator wrote the data first: read what it wrote (its password) and
+                // plan again, rather than write over it.
+                Err(Error::Raced { kind, name }) if attempt < RACE_ATTEMPTS => {
+                    tracing::info!(kind, %name, "another writer got there first; planning again");
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
     .await;
 

@@ -56,8 +56,13 @@ pub enum Change {
 #[allow(clippy::large_enum_variant)] // see `Object`
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// Server-side apply `object`.
+    /// Server-side apply `object`. A data object carries the resourceVersion that was read, so
+    /// the write fails if another writer changed it since (see [`guard_data`]).
     Apply { object: Object, change: Change },
+    /// Create a data object that does not exist yet, and only that: never written over an
+    /// object another writer (a second operator) created in the meantime, whose password the
+    /// next plan reads instead.
+    Create { object: Object },
     /// Set an object's owner references (adopt it, or release retained data), guarded by the
     /// resourceVersion that was read.
     SetOwners {
@@ -329,9 +334,13 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str, now: 
             (Some(mut desired), None) => {
                 drift::stamp(&mut desired);
                 start_at_autoscaler_minimum(stack, &mut desired);
-                steps.push(Step::Apply {
-                    object: desired,
-                    change: Change::Create,
+                steps.push(if is_data(&slot) {
+                    Step::Create { object: desired }
+                } else {
+                    Step::Apply {
+                        object: desired,
+                        change: Change::Create,
+                    }
                 });
             }
             (Some(mut desired), Some(live)) if live_standing == Some(Standing::Ours) => {
@@ -346,6 +355,7 @@ pub fn plan(stack: &ValidStack, existing: &Existing, fresh_password: &str, now: 
                             replicas,
                         });
                     }
+                    guard_data(&slot, live, &mut desired);
                     steps.push(Step::Apply {
                         object: desired,
                         change: Change::Update,
@@ -625,6 +635,15 @@ fn database_ready(stack: &ValidStack, existing: &Existing) -> bool {
     existing
         .statefulset(&stack.child_name(Component::Database))
         .is_some_and(|set| RolloutState::of_statefulset(set).ready >= 1)
+}
+
+/// An update of data (the Secret's password and claim record, the claim's size) is decided on
+/// what was read: it carries that resourceVersion, so that it fails, instead of undoing them, if
+/// another writer changed the object since. Set after the drift check, which it must not affect.
+fn guard_data(slot: &Slot, live: &Object, desired: &mut Object) {
+    if is_data(slot) {
+        desired.meta_mut().resource_version = live.meta().resource_version.clone();
+    }
 }
 
 /// Adopt every child of ours that lacks the controller reference to this stack; release

@@ -11,7 +11,7 @@ pub(super) fn now() -> Time {
 pub(super) fn applied(plan: &Plan, mut existing: Existing) -> Existing {
     for step in &plan.steps {
         match step {
-            Step::Apply { object, .. } => {
+            Step::Apply { object, .. } | Step::Create { object } => {
                 existing.children.insert(object.slot(), object.clone());
             }
             Step::Delete { slot } => {
@@ -37,6 +37,7 @@ pub(super) fn summary(plan: &Plan) -> Vec<String> {
         .iter()
         .map(|step| match step {
             Step::Apply { object, change } => format!("{change:?} {}", object.slot()),
+            Step::Create { object } => format!("CreateOnly {}", object.slot()),
             Step::SetOwners { slot, reason, .. } => format!("{reason} {slot}"),
             Step::Delete { slot } => format!("Delete {slot}"),
             Step::HandOverReplicas { name, replicas } => format!("HandOver {name} {replicas}"),
@@ -69,8 +70,8 @@ fn a_new_stack_creates_everything_data_first() {
     assert_eq!(
         summary(&plan),
         [
-            "Create Secret books-db-credentials",
-            "Create PersistentVolumeClaim books-db-data",
+            "CreateOnly Secret books-db-credentials",
+            "CreateOnly PersistentVolumeClaim books-db-data",
             // Which Postgres writes the data, learned by a check of the database image.
             &format!(
                 "Create Job {}",
@@ -99,9 +100,8 @@ fn a_new_stack_creates_everything_data_first() {
         Some(2),
         "starts at the autoscaler's minimum"
     );
-    let Some(Step::Apply {
+    let Some(Step::Create {
         object: Object::Secret(secret),
-        ..
     }) = plan.steps.first()
     else {
         panic!("Secret first")
@@ -152,6 +152,56 @@ fn optional_children_come_and_go() {
             "Delete HorizontalPodAutoscaler books-api",
             "Delete Ingress books",
         ]
+    );
+}
+
+#[test]
+fn data_is_created_only_and_updated_only_over_what_was_read() {
+    let (_, mut existing) = converged("api: {image: a}");
+    for (index, object) in existing.children.values_mut().enumerate() {
+        object.meta_mut().resource_version = Some(format!("{}", 100 + index));
+        object.meta_mut().uid = Some(format!("uid-{index}"));
+    }
+    // The claim now exists: the Secret records its UID, and the claim grows.
+    let grown = valid_stack("api: {image: b}\ndatabase: {storage: {size: 5Gi}}");
+    let plan = plan(&grown, &existing, "unused", &now());
+    assert_eq!(
+        summary(&plan),
+        [
+            "Update Secret books-db-credentials",
+            "Update PersistentVolumeClaim books-db-data",
+            "Update Deployment books-api",
+        ]
+    );
+    for step in &plan.steps {
+        let Step::Apply { object, .. } = step else {
+            panic!("{step:?}")
+        };
+        let read = existing
+            .get(&object.slot())
+            .unwrap()
+            .meta()
+            .resource_version
+            .clone();
+        let guarded = matches!(object.kind(), Kind::Secret | Kind::Claim);
+        assert_eq!(
+            object.meta().resource_version,
+            if guarded { read } else { None },
+            "{}",
+            object.slot()
+        );
+    }
+    let Step::Apply {
+        object: Object::Secret(secret),
+        ..
+    } = &plan.steps[0]
+    else {
+        panic!("Secret first")
+    };
+    assert_eq!(
+        secret.data.as_ref().unwrap()["password"].0,
+        b"fresh",
+        "the password read, never a new one"
     );
 }
 

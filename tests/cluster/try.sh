@@ -92,7 +92,8 @@ kubectl wait --for=condition=Established crd/appstacks.appstack.dev --timeout=60
 
 # From here on a failure shows the operator's log (an occupied metrics port, a crash, ...).
 trap 'rc=$?; ((rc == 0)) || show_current_log' EXIT
-start_process appstack-operator "${operator}" run --metrics-address "${METRICS}"
+# One replica outside the cluster: no Lease to elect a leader on (no operator namespace).
+start_process appstack-operator "${operator}" run --metrics-address "${METRICS}" --leader-election=false
 wait_for "operator /readyz (http://${METRICS})" appstack-operator curl_ok "http://${METRICS}/readyz"
 
 create_books

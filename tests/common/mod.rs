@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -161,8 +163,8 @@ pub async fn install_crd(client: &Client) {
         .expect("CRD watch");
 }
 
-/// Server-side apply the Namespace, ServiceAccount, ClusterRole and ClusterRoleBinding of
-/// `deploy/install.yaml` (not its CRD, see [`install_crd`], nor its Deployment), and return a
+/// Server-side apply the Namespace, ServiceAccount, ClusterRole, ClusterRoleBinding and the Lease
+/// Role and RoleBinding of `deploy/install.yaml` (not its CRD, see [`install_crd`], nor its Deployment), and return a
 /// client that acts as the operator's ServiceAccount.
 pub async fn install_rbac(client: &Client) -> Client {
     let text = std::fs::read_to_string(repo().join("deploy/install.yaml"))
@@ -203,6 +205,20 @@ pub async fn install_rbac(client: &Client) -> Client {
                 .patch(&name, &apply, &patch)
                 .await
                 .map(drop),
+            "Role" => Api::<Role>::namespaced(
+                client.clone(),
+                namespace.as_deref().expect("Role has a namespace"),
+            )
+            .patch(&name, &apply, &patch)
+            .await
+            .map(drop),
+            "RoleBinding" => Api::<RoleBinding>::namespaced(
+                client.clone(),
+                namespace.as_deref().expect("RoleBinding has a namespace"),
+            )
+            .patch(&name, &apply, &patch)
+            .await
+            .map(drop),
             _ => continue,
         };
         result.unwrap_or_else(|e| panic!("{kind} {name} from deploy/install.yaml applies: {e}"));
@@ -214,7 +230,9 @@ pub async fn install_rbac(client: &Client) -> Client {
             "Namespace",
             "ServiceAccount",
             "ClusterRole",
-            "ClusterRoleBinding"
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding"
         ],
         "deploy/install.yaml's RBAC documents"
     );
