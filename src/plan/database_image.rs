@@ -5,10 +5,9 @@
 //! The data directory's major version is recorded on the claim (annotation
 //! [`MAJOR_ANNOTATION`]), learned from a check of the image the database runs.
 
-use k8s_openapi::api::core::v1::Pod;
 
 use super::child::{Existing, Kind, Object, Slot};
-use super::migration::{JobState, job_generation, job_state};
+use super::migration::{JobState, job_container_states, job_generation, job_state};
 use super::{Change, Step, TierRollout, drift, rollout};
 use crate::names;
 use crate::reasons;
@@ -17,7 +16,6 @@ use crate::stack::{Component, ValidStack};
 
 /// Annotation on the data claim: the Postgres major version whose data directory it holds.
 pub const MAJOR_ANNOTATION: &str = "appstack.dev/postgres-major";
-const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 
 /// `17` of `postgres (PostgreSQL) 17.6 (Debian 17.6-1.pgdg13+1)`; `9.6` of a 9.6.x (before 10 the
 /// major version had two parts).
@@ -72,22 +70,11 @@ fn checked_output(stack: &ValidStack, existing: &Existing, image: &str) -> Optio
     let name = names::database_check_job(&stack.name, image);
     let job = existing.job(&name)?;
     (job_state(job, &existing.pods) == JobState::Succeeded).then_some(())?;
-    existing
-        .pods
-        .iter()
-        .filter(|pod| label(pod, JOB_NAME_LABEL) == Some(&*name))
-        .flat_map(|pod| {
-            pod.status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-        })
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+    job_container_states(&name, &existing.pods)
+        .filter_map(|state| state.terminated.as_ref())
         .find_map(|t| (t.exit_code == 0).then(|| t.message.clone()).flatten())
 }
 
-fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
-}
 
 /// The data directory's major version: recorded on the claim, or learned from a check of the
 /// image the database runs (then the claim records it).
@@ -246,6 +233,7 @@ mod tests {
     use crate::plan::tests::{applied, converged, live_mut, now, summary};
     use crate::plan::{Plan, plan};
     use crate::test_fixtures::valid_stack;
+    use crate::plan::migration::JOB_NAME_LABEL;
     use serde_json::json;
 
     /// The check Job of `image` finished, its pod's termination message `output`.

@@ -2,13 +2,13 @@
 //! only once that image's migration Job has succeeded.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerState, Pod};
 
 use crate::resources::job::GENERATION_ANNOTATION;
 
 /// Longest part of a migration's output quoted in the status.
 const MESSAGE_LIMIT: usize = 600;
-const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 
 /// Where a migration Job stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,25 +48,25 @@ pub fn job_state(job: &Job, pods: &[Pod]) -> JobState {
     }
 }
 
+/// The container states of Job `job`'s pods.
+pub fn job_container_states<'a>(
+    job: &'a str,
+    pods: &'a [Pod],
+) -> impl Iterator<Item = &'a ContainerState> + 'a {
+    pods.iter()
+        .filter(move |pod| {
+            pod.metadata.labels.as_ref().and_then(|l| l.get(JOB_NAME_LABEL)).map(String::as_str)
+                == Some(job)
+        })
+        .flat_map(|pod| pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+        .filter_map(|c| c.state.as_ref())
+}
+
 /// The termination message of the job's most recent failed pod, cut to its end.
 fn last_output(job: &Job, pods: &[Pod]) -> Option<String> {
     let name = job.metadata.name.as_deref()?;
-    let mut outputs: Vec<(Option<&jiff::Timestamp>, &str)> = pods
-        .iter()
-        .filter(|pod| {
-            pod.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(JOB_NAME_LABEL))
-                .map(String::as_str)
-                == Some(name)
-        })
-        .flat_map(|pod| {
-            pod.status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-        })
-        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+    let mut outputs: Vec<(Option<&jiff::Timestamp>, &str)> = job_container_states(name, pods)
+        .filter_map(|state| state.terminated.as_ref())
         .filter_map(|t| Some((t.finished_at.as_ref().map(|f| &f.0), t.message.as_deref()?)))
         .collect();
     outputs.sort_by_key(|(finished, _)| *finished);

@@ -11,6 +11,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::migration::job_container_states;
+
 /// Container states that no amount of waiting fixes.
 pub const FAILED_STATES: [&str; 7] = [
     "ErrImagePull",
@@ -23,7 +25,6 @@ pub const FAILED_STATES: [&str; 7] = [
 ];
 const REVISION: &str = "deployment.kubernetes.io/revision";
 const TEMPLATE_HASH: &str = "pod-template-hash";
-const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 
 /// Why a new pod counts as failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,21 +132,8 @@ fn pod_failure(pod: &Pod, now: &Time, readiness_timeout: Duration) -> Option<Pod
 /// A pod of Job `job` that cannot start, as "reason: message" (a pull error never fails a Job
 /// by itself: its pod waits until the Job's deadline).
 pub fn failing_job_pod(job: &str, pods: &[Pod]) -> Option<String> {
-    pods.iter()
-        .filter(|pod| {
-            pod.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(JOB_NAME_LABEL))
-                .map(String::as_str)
-                == Some(job)
-        })
-        .flat_map(|pod| {
-            pod.status
-                .iter()
-                .flat_map(|s| s.container_statuses.iter().flatten())
-        })
-        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+    job_container_states(job, pods)
+        .filter_map(|state| state.waiting.as_ref())
         .find_map(|w| {
             let reason = w.reason.as_deref()?;
             FAILED_STATES.contains(&reason).then(|| match &w.message {

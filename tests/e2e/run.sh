@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of appstack-operator on a real cluster: install, create the books stack (its
 # migration Job creates the tables), wait for Ready, send traffic, roll out bad image tags (every
-# request answered, Degraded within 60 s; the frontend rolled back, the API held by its migration
-# Job, the database by its image check) and a failing migration (the old version answers,
+# request answered, Degraded within 60 s; the frontend and the API rolled back, the API held by
+# its migration Job when it has one, the database by its image check) and a failing migration (the old version answers,
 # MigrationFailed), delete the stack and check its data is kept, re-create it and check that it
 # finds its password and its data again.
 #
@@ -123,6 +123,24 @@ set_spec() {
     "appstack/$STACK" --timeout=60s >/dev/null
 }
 
+# image_of KIND NAME: the first container's image in a workload's pod template.
+image_of() {
+  kubectl -n "$NS" get "$1" "$2" -o jsonpath='{.spec.template.spec.containers[0].image}'
+}
+
+# expect_rolled_back CONDITION DEPLOYMENT GOOD_IMAGE: the stack Degraded within 60 s, then the
+# tier's condition says RolledBack and the Deployment is back on GOOD_IMAGE and rolled out.
+expect_rolled_back() {
+  local t0=$SECONDS
+  kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Degraded "appstack/$STACK" --timeout=60s
+  echo "$2: Degraded $((SECONDS - t0)) s after the change: $(ready_message)"
+  kubectl -n "$NS" wait --for=jsonpath="{.status.conditions[?(@.type==\"$1\")].reason}"=RolledBack \
+    "appstack/$STACK" --timeout=60s
+  kubectl -n "$NS" rollout status "deploy/$2" --timeout=120s
+  [ "$(image_of deploy "$2")" = "$3" ] || fail "$2 is not back on $3"
+  echo "$2 rolled back to $3"
+}
+
 ready_message() {
   kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'
 }
@@ -196,26 +214,28 @@ else
   grep -q '<div id="root">' <<<"$page" || fail "GET / is not the React page: $page"
   echo "API round trip and frontend page OK"
 
-  api_image=$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')
+  api_image=$(image_of deploy "$STACK-api")
   migrations=$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.spec.api.migrations.command}')
 
-  web_image=$(kubectl -n "$NS" get deploy "$STACK-frontend" -o jsonpath='{.spec.template.spec.containers[0].image}')
-  db_image=$(kubectl -n "$NS" get statefulset "$STACK-db" -o jsonpath='{.spec.template.spec.containers[0].image}')
+  web_image=$(image_of deploy "$STACK-frontend")
+  db_image=$(image_of statefulset "$STACK-db")
 
-  step "5/9 bad image tags: every request answered, Degraded within 60 s; the frontend rolled back, the API and database kept"
+  step "5/9 bad image tags: every request answered, Degraded within 60 s; web tiers rolled back, migration and database checks hold"
   start_load "$WEB_BASE/"
   set_spec "{\"frontend\": {\"image\": \"${web_image%:*}:no-such-tag\"}}"
-  t0=$SECONDS
-  kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Degraded "appstack/$STACK" --timeout=60s
-  echo "frontend: Degraded $((SECONDS - t0)) s after the change: $(ready_message)"
-  kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="FrontendReady")].reason}'=RolledBack \
-    "appstack/$STACK" --timeout=60s
-  kubectl -n "$NS" rollout status "deploy/$STACK-frontend" --timeout=120s
-  [ "$(kubectl -n "$NS" get deploy "$STACK-frontend" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$web_image" ] \
-    || fail "the frontend Deployment is not back on $web_image"
+  expect_rolled_back FrontendReady "$STACK-frontend" "$web_image"
   stop_load
-  echo "frontend rolled back to $web_image"
   set_spec "{\"frontend\": {\"image\": \"$web_image\"}}"
+  kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=120s
+
+  # Without migrations a bad API image reaches the Deployment, and is rolled back.
+  start_load "$API_BASE/api/books/$id"
+  set_spec "{\"api\": {\"image\": \"${api_image%:*}:no-such-tag\", \"migrations\": null}}"
+  expect_rolled_back ApiReady "$STACK-api" "$api_image"
+  [ "$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.components.api.failedImage}')" = "${api_image%:*}:no-such-tag" ] \
+    || fail "status.components.api.failedImage does not name the bad image"
+  stop_load
+  set_spec "{\"api\": {\"image\": \"$api_image\", \"migrations\": {\"command\": $migrations}}}"
   kubectl -n "$NS" wait --for=condition=Ready "appstack/$STACK" --timeout=120s
 
   # With api.migrations the bad API image is caught by its migration Job: the Deployment never
@@ -227,7 +247,7 @@ else
     "appstack/$STACK" --timeout=60s
   echo "api: MigrationFailed $((SECONDS - t0)) s after the change: $(ready_message)"
   [ "$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.phase}')" = Degraded ] || fail "not Degraded"
-  [ "$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$api_image" ] \
+  [ "$(image_of deploy "$STACK-api")" = "$api_image" ] \
     || fail "the API Deployment moved to an image that cannot be pulled"
   stop_load
   set_spec "{\"api\": {\"image\": \"$api_image\"}}"
@@ -238,7 +258,7 @@ else
   set_spec "{\"database\": {\"image\": \"${db_image%:*}:no-such-tag\"}}"
   kubectl -n "$NS" wait --for=jsonpath='{.status.conditions[?(@.type=="DatabaseReady")].reason}'=DatabaseImageUnusable \
     "appstack/$STACK" --timeout=60s
-  [ "$(kubectl -n "$NS" get statefulset "$STACK-db" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$db_image" ] \
+  [ "$(image_of statefulset "$STACK-db")" = "$db_image" ] \
     || fail "the database moved to an image that cannot start"
   stop_load
   echo "database kept on $db_image: $(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.conditions[?(@.type=="DatabaseReady")].message}')"
@@ -252,7 +272,7 @@ else
     "appstack/$STACK" --timeout=120s
   [ "$(kubectl -n "$NS" get appstack "$STACK" -o jsonpath='{.status.phase}')" = Degraded ] || fail "not Degraded"
   ready_message | grep -q 'this migration fails on purpose' || fail "the status does not quote the migration's output: $(ready_message)"
-  [ "$(kubectl -n "$NS" get deploy "$STACK-api" -o jsonpath='{.spec.template.spec.containers[0].image}')" = "$api_image" ] \
+  [ "$(image_of deploy "$STACK-api")" = "$api_image" ] \
     || fail "the API Deployment moved although its migration failed"
   stop_load
   ready_message; echo
