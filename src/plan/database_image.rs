@@ -5,7 +5,6 @@
 //! The data directory's major version is recorded on the claim (annotation
 //! [`MAJOR_ANNOTATION`]), learned from a check of the image the database runs.
 
-
 use super::child::{Existing, Kind, Object, Slot};
 use super::migration::{JobState, job_container_states, job_generation, job_state};
 use super::{Change, Step, TierRollout, drift, rollout};
@@ -74,7 +73,6 @@ fn checked_output(stack: &ValidStack, existing: &Existing, image: &str) -> Optio
         .filter_map(|state| state.terminated.as_ref())
         .find_map(|t| (t.exit_code == 0).then(|| t.message.clone()).flatten())
 }
-
 
 /// The data directory's major version: recorded on the claim, or learned from a check of the
 /// image the database runs (then the claim records it).
@@ -230,10 +228,10 @@ pub fn check_job_names(stack: &ValidStack, existing: &Existing) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::migration::JOB_NAME_LABEL;
     use crate::plan::tests::{applied, converged, live_mut, now, summary};
     use crate::plan::{Plan, plan};
     use crate::test_fixtures::valid_stack;
-    use crate::plan::migration::JOB_NAME_LABEL;
     use serde_json::json;
 
     /// The check Job of `image` finished, its pod's termination message `output`.

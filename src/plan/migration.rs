@@ -55,10 +55,18 @@ pub fn job_container_states<'a>(
 ) -> impl Iterator<Item = &'a ContainerState> + 'a {
     pods.iter()
         .filter(move |pod| {
-            pod.metadata.labels.as_ref().and_then(|l| l.get(JOB_NAME_LABEL)).map(String::as_str)
+            pod.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(JOB_NAME_LABEL))
+                .map(String::as_str)
                 == Some(job)
         })
-        .flat_map(|pod| pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()))
+        .flat_map(|pod| {
+            pod.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
         .filter_map(|c| c.state.as_ref())
 }
 
