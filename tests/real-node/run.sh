@@ -117,7 +117,10 @@ apiVersion: appstack.dev/v1alpha1
 kind: AppStack
 metadata: {name: ${STACK}}
 spec:
-  api: {image: $1, replicas: 2}
+  api:
+    image: $1
+    replicas: 2
+    migrations: {command: [flask, db, upgrade]}
   frontend: {image: ${WEB_IMAGE}, replicas: 1}
   database:
     image: ${DB_IMAGE}
@@ -287,8 +290,10 @@ test_restricted_pod_security() {
     note "${ns}/${pod}: uid ${want}, no capabilities, no_new_privs, seccomp filter"
     checked=$((checked + 1))
   done < <(
-    k -n "${NS}" get pods -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.labels.app\.kubernetes\.io/component}{"\n"}{end}' |
-      awk -v ns="${NS}" '{ uid = ($2 == "database") ? 999 : ($2 == "api") ? 10001 : 101; print ns, $1, uid }'
+    # The tiers' running pods (finished Job pods have no process left to look at).
+    k -n "${NS}" get pods --field-selector=status.phase=Running \
+      -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.labels.app\.kubernetes\.io/component}{"\n"}{end}' |
+      awk -v ns="${NS}" '$2 == "database" { print ns, $1, 999 } $2 == "api" { print ns, $1, 10001 } $2 == "frontend" { print ns, $1, 101 }'
     k -n appstack-system get pods -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' |
       awk '{ print "appstack-system", $1, 65532 }'
   )
