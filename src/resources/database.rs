@@ -6,13 +6,11 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::deployment::{
-    container_port, default_resources, isolated_pod_spec, literal_env, pod_template, secret_env,
-};
+use super::deployment::{container_port, isolated_pod_spec, literal_env, pod_template, secret_env};
+use super::filesystem::hardening;
+use super::requirements::requirements;
 use super::secret::{Credentials, KEY_PASSWORD, KEY_USERNAME, POSTGRES_PORT};
-use super::{
-    Ownership, object_meta, restricted_container_security, restricted_pod_security, selector_labels,
-};
+use super::{Ownership, object_meta, restricted_pod_security, selector_labels};
 use crate::stack::{Component, ValidStack};
 
 /// UID and GID of the `postgres` user in the official Postgres images.
@@ -37,6 +35,12 @@ pub fn statefulset(stack: &ValidStack, credentials: &Credentials) -> StatefulSet
         failure_threshold: Some(failures),
         ..Probe::default()
     };
+    let hardening = hardening(Component::Database, db.read_only_root_filesystem);
+    let data_mount = VolumeMount {
+        name: "data".into(),
+        mount_path: DATA_MOUNT.into(),
+        ..VolumeMount::default()
+    };
     let container = Container {
         name: "postgres".into(),
         image: Some(db.image.clone()),
@@ -52,30 +56,30 @@ pub fn statefulset(stack: &ValidStack, credentials: &Credentials) -> StatefulSet
         startup_probe: Some(probe(5, 60)),
         readiness_probe: Some(probe(5, 3)),
         liveness_probe: Some(probe(10, 6)),
-        resources: Some(
-            db.resources
-                .clone()
-                .unwrap_or_else(|| default_resources("250m", "256Mi", "1Gi")),
+        resources: Some(requirements(Component::Database, db.resources.as_ref())),
+        security_context: Some(hardening.security_context),
+        volume_mounts: Some(
+            std::iter::once(data_mount)
+                .chain(hardening.volume_mounts)
+                .collect(),
         ),
-        security_context: Some(restricted_container_security()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "data".into(),
-            mount_path: DATA_MOUNT.into(),
-            ..VolumeMount::default()
-        }]),
         ..Container::default()
     };
     let pod = PodSpec {
         containers: vec![container],
         security_context: Some(restricted_pod_security(Some(POSTGRES_UID))),
-        volumes: Some(vec![Volume {
-            name: "data".into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: stack.claim_name(),
-                read_only: None,
-            }),
-            ..Volume::default()
-        }]),
+        volumes: Some(
+            std::iter::once(Volume {
+                name: "data".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: stack.claim_name(),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            })
+            .chain(hardening.volumes)
+            .collect(),
+        ),
         ..isolated_pod_spec()
     };
     // A StatefulSet of one never starts a replacement pod while the old one still exists, whatever
@@ -118,15 +122,18 @@ mod tests {
             .unwrap_or_else(|| panic!("{name} is set"))
     }
 
-    #[test]
-    fn postgres_runs_alone_on_its_claim_with_pg_isready() {
-        let stack = valid_stack("");
-        let credentials = Credentials {
+    fn credentials() -> Credentials {
+        Credentials {
             secret_name: "books-db-credentials".into(),
             has_database_url: true,
             hash: "abc123".into(),
-        };
-        let db = statefulset(&stack, &credentials);
+        }
+    }
+
+    #[test]
+    fn postgres_runs_alone_on_its_claim_with_pg_isready() {
+        let stack = valid_stack("");
+        let db = statefulset(&stack, &credentials());
         let spec = db.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(1));
         assert_eq!(spec.service_name.as_deref(), Some("books-db"));
@@ -182,5 +189,43 @@ mod tests {
         let selector = spec.selector.match_labels.as_ref().unwrap();
         let labels = template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
         assert!(selector.iter().all(|(k, v)| labels.get(k) == Some(v)));
+    }
+
+    #[test]
+    fn postgres_writes_only_to_its_claim_socket_directory_and_tmp() {
+        let stack = valid_stack("");
+        let db = statefulset(&stack, &credentials());
+        let pod = db.spec.unwrap().template.spec.unwrap();
+        let container = &pod.containers[0];
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        let mounts: Vec<&str> = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        assert_eq!(mounts, [DATA_MOUNT, "/var/run/postgresql", "/tmp"]);
+        let volumes = pod.volumes.unwrap();
+        assert_eq!(volumes.len(), 3);
+        let storage = &container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap()["ephemeral-storage"];
+        assert_eq!(storage.0, "1Gi");
+        let relaxed = valid_stack("database: {readOnlyRootFilesystem: false}");
+        let relaxed = statefulset(&relaxed, &credentials());
+        let container = &relaxed.spec.unwrap().template.spec.unwrap().containers[0];
+        assert_eq!(
+            container
+                .security_context
+                .as_ref()
+                .unwrap()
+                .read_only_root_filesystem,
+            Some(false)
+        );
     }
 }
