@@ -37,7 +37,8 @@ fn install_is_generated_from_the_crd_and_operator_part() {
             "ClusterRoleBinding",
             "Role",
             "RoleBinding",
-            "Deployment"
+            "Deployment",
+            "NetworkPolicy"
         ]
     );
 }
@@ -96,7 +97,20 @@ fn operator_pod_is_restricted_and_probed() {
     );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert!(container["resources"]["limits"]["memory"].is_string());
+    for bound in ["requests", "limits"] {
+        for resource in ["memory", "ephemeral-storage"] {
+            assert!(
+                container["resources"][bound][resource].is_string(),
+                "{bound}.{resource}"
+            );
+        }
+    }
+    let policy = find(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        find(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
 }
 
 #[test]
