@@ -1,5 +1,6 @@
 //! `deploy/install.yaml` is the CRD plus `deploy/operator.part.yaml` (see deploy/generate.sh), and
-//! its RBAC stays least-privilege.
+//! its RBAC stays least-privilege; the namespace-scoped overlay `deploy/namespaced/` grants the
+//! same rules as a Role. (tests/namespaced.rs builds and runs that overlay.)
 
 use appstack_operator::crd::AppStack;
 use kube::CustomResourceExt;
@@ -7,6 +8,8 @@ use serde_json::Value;
 
 const INSTALL: &str = include_str!("../deploy/install.yaml");
 const OPERATOR_PART: &str = include_str!("../deploy/operator.part.yaml");
+const NAMESPACED_OPERATOR: &str = include_str!("../deploy/namespaced/operator.yaml");
+const NAMESPACED_ROLE: &str = include_str!("../deploy/namespaced/role.yaml");
 
 fn documents() -> Vec<Value> {
     serde_saphyr::from_multiple(INSTALL).expect("install.yaml parses")
@@ -40,6 +43,22 @@ fn install_is_generated_from_the_crd_and_operator_part() {
             "Deployment",
             "NetworkPolicy"
         ]
+    );
+}
+
+#[test]
+fn namespaced_overlay_is_generated_with_the_cluster_roles_rules() {
+    assert!(
+        NAMESPACED_OPERATOR.ends_with(OPERATOR_PART),
+        "deploy/namespaced/operator.yaml is stale: run deploy/generate.sh"
+    );
+    let role: Value = serde_saphyr::from_str(NAMESPACED_ROLE).expect("role.yaml parses");
+    assert_eq!(role["kind"], "Role");
+    let docs = documents();
+    assert_eq!(
+        role["rules"],
+        find(&docs, "ClusterRole")["rules"],
+        "deploy/namespaced/role.yaml is stale: run deploy/generate.sh"
     );
 }
 
