@@ -38,6 +38,7 @@ pub struct Probes {
     pub startup: Probe,
 }
 
+/// The Postgres container's probes, as [`Probes`] describes them.
 pub fn probes() -> Probes {
     let ping = format!(
         "pg_isready --host 127.0.0.1 --port {POSTGRES_PORT} --username \"$POSTGRES_USER\" --dbname \"$POSTGRES_DB\" --timeout {PING_TIMEOUT}"
