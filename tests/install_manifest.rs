@@ -41,6 +41,7 @@ fn install_is_generated_from_the_crd_and_operator_part() {
             "Role",
             "RoleBinding",
             "Deployment",
+            "PodDisruptionBudget",
             "NetworkPolicy"
         ]
     );
@@ -130,6 +131,12 @@ fn operator_pod_is_restricted_and_probed() {
         find(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
     );
     assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    let budget = find(&docs, "PodDisruptionBudget");
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        find(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
 }
 
 #[test]
