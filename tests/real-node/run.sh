@@ -18,7 +18,8 @@
 #      restarted; it is restarted once, after its own clean exit;
 #   6. every container of the stack and the operator runs on a read-only root filesystem (the
 #      kernel's mount table says so, a write to / fails), and each tier can write exactly where
-#      its image must (the API and frontend /tmp, Postgres /var/run/postgresql and /tmp).
+#      its image must (the API and frontend /tmp, Postgres /var/run/postgresql and /tmp); the
+#      migration and database-check Jobs ran to success on read-only roots.
 #
 #   tests/real-node/run.sh          (APPSTACK_CLUSTER_DIR: which real node; default target/cluster)
 #
@@ -383,7 +384,8 @@ test_database_liveness_tolerates_rejecting() {
 # ------------------------------------------------------------------------ 6
 # "<namespace> <pod> <writable paths, comma-separated, or - for none to try>" of every pod.
 read_only_pods() {
-  k -n "${NS}" get pods -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.labels.app\.kubernetes\.io/component}{"\n"}{end}' |
+  k -n "${NS}" get pods -l 'app.kubernetes.io/component in (api,frontend,database)' \
+    -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.labels.app\.kubernetes\.io/component}{"\n"}{end}' |
     awk -v ns="${NS}" '{ print ns, $1, ($2 == "database") ? "/var/run/postgresql,/tmp" : "/tmp" }'
   # distroless: no shell to try a write with; the mount table speaks for it.
   k -n appstack-system get pods -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' |
@@ -414,6 +416,21 @@ test_read_only_root_filesystems() {
     checked=$((checked + 1))
   done < <(read_only_pods)
   ((checked >= 5)) || { fail "only ${checked} pods checked"; return 1; }
+  # The Jobs (the migrations, the database image check) have finished: every pod of theirs had a
+  # read-only root, and each Job succeeded (a pod may have failed before a retry succeeded).
+  local pods=0 job succeeded jobs=0
+  while read -r pod; do
+    [[ "$(k -n "${NS}" get pod "${pod}" -o jsonpath='{.spec.containers[0].securityContext.readOnlyRootFilesystem}')" == true ]] ||
+      { fail "${NS}/${pod}: readOnlyRootFilesystem is not set"; return 1; }
+    pods=$((pods + 1))
+  done < <(k -n "${NS}" get pods -l 'app.kubernetes.io/component in (migrations,database-check)' \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
+  while read -r job succeeded; do
+    [[ "${succeeded}" -ge 1 ]] || { fail "${NS}/${job} did not succeed"; return 1; }
+    jobs=$((jobs + 1))
+  done < <(k -n "${NS}" get jobs -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.succeeded}{"\n"}{end}')
+  ((jobs >= 2)) || { fail "only ${jobs} Jobs (migrations and a database check expected)"; return 1; }
+  note "${jobs} Jobs (migrations, database check) succeeded; their ${pods} pods all had a read-only root"
 }
 
 run_test "database pod Ready only when Postgres accepts connections" test_database_ready_means_accepting
