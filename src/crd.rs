@@ -46,8 +46,8 @@ const ENV_NAMES_RULE: &str = "self.all(e, e.name.matches('^[-._a-zA-Z][-._a-zA-Z
 const ENV_NAMES_MESSAGE: &str =
     "names must be letters, digits, '-', '_' or '.', not starting with a digit";
 
-/// No cpu or memory request above its limit (what the Pod API refuses).
-const REQUESTS_RULE: &str = "!has(self.requests) || !has(self.limits) || ['cpu', 'memory'].all(k, !(k in self.requests) || !(k in self.limits) || !isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)";
+/// No cpu, memory or ephemeral-storage request above its limit (what the Pod API refuses).
+const REQUESTS_RULE: &str = "!has(self.requests) || !has(self.limits) || ['cpu', 'memory', 'ephemeral-storage'].all(k, !(k in self.requests) || !(k in self.limits) || !isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) || quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)";
 const REQUESTS_MESSAGE: &str = "a request must not be above its limit";
 
 /// Desired state of a three-tier web application: a Flask/Gunicorn API, a Postgres database on a
@@ -186,8 +186,9 @@ pub struct ApiSpec {
     #[serde(default = "default_api_health_path")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("must start with '/'"))]
     pub health_path: String,
-    /// CPU and memory requests and limits. When absent: requests 100m CPU and 128Mi memory, limit
-    /// 512Mi memory.
+    /// CPU, memory and ephemeral-storage requests and limits. When absent: requests 100m CPU,
+    /// 128Mi memory and 64Mi ephemeral storage, limits 512Mi memory and 1Gi ephemeral storage.
+    /// The ephemeral-storage defaults apply unless `ephemeral-storage` is named here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     /// Scale the API with a HorizontalPodAutoscaler on CPU utilisation.
@@ -201,6 +202,10 @@ pub struct ApiSpec {
     /// Job succeeds; a failed Job leaves the running version serving.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations: Option<MigrationsSpec>,
+    /// Run the container with a read-only root filesystem; only `/tmp` (an emptyDir) is
+    /// writable. Set to false for an image that must write elsewhere.
+    #[serde(default = "default_true")]
+    pub read_only_root_filesystem: bool,
 }
 
 /// The frontend tier: a web server that serves the built React app.
@@ -229,8 +234,9 @@ pub struct FrontendSpec {
     #[serde(default = "default_frontend_health_path")]
     #[x_kube(validation = Rule::new("self.startsWith('/')").message("must start with '/'"))]
     pub health_path: String,
-    /// CPU and memory requests and limits. When absent: requests 50m CPU and 64Mi memory, limit
-    /// 256Mi memory.
+    /// CPU, memory and ephemeral-storage requests and limits. When absent: requests 50m CPU,
+    /// 64Mi memory and 32Mi ephemeral storage, limits 256Mi memory and 256Mi ephemeral storage.
+    /// The ephemeral-storage defaults apply unless `ephemeral-storage` is named here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
     /// Scale the frontend with a HorizontalPodAutoscaler on CPU utilisation.
@@ -239,6 +245,11 @@ pub struct FrontendSpec {
     /// Type of the frontend Service.
     #[serde(default)]
     pub service_type: ServiceType,
+    /// Run the container with a read-only root filesystem; only `/tmp` (an emptyDir) is
+    /// writable, where nginx-unprivileged keeps its pid and temporary files. Set to false for an
+    /// image that must write elsewhere.
+    #[serde(default = "default_true")]
+    pub read_only_root_filesystem: bool,
 }
 
 /// Requests and limits of a container, as in a Pod (`cpu`, `memory`, `ephemeral-storage`, …).
@@ -356,10 +367,16 @@ pub struct DatabaseSpec {
     /// When false, both are deleted with the stack.
     #[serde(default = "default_true")]
     pub retain_on_delete: bool,
-    /// CPU and memory requests and limits. When absent: requests 250m CPU and 256Mi memory, limit
-    /// 1Gi memory.
+    /// CPU, memory and ephemeral-storage requests and limits. When absent: requests 250m CPU,
+    /// 256Mi memory and 64Mi ephemeral storage, limits 1Gi memory and 1Gi ephemeral storage.
+    /// The ephemeral-storage defaults apply unless `ephemeral-storage` is named here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Run Postgres with a read-only root filesystem; writable are its data volume,
+    /// `/var/run/postgresql` (the socket) and `/tmp` (emptyDirs). Set to false for an image that
+    /// must write elsewhere.
+    #[serde(default = "default_true")]
+    pub read_only_root_filesystem: bool,
 }
 
 /// The database volume.
@@ -562,6 +579,7 @@ impl Default for DatabaseSpec {
             existing_secret: None,
             retain_on_delete: true,
             resources: None,
+            read_only_root_filesystem: true,
         }
     }
 }

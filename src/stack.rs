@@ -44,6 +44,7 @@ pub struct WebTier {
     pub resources: Option<ResourceRequirements>,
     pub autoscaling: Option<AutoscalingSpec>,
     pub service_type: ServiceType,
+    pub read_only_root_filesystem: bool,
 }
 
 impl WebTier {
@@ -66,6 +67,7 @@ pub struct Database {
     pub existing_secret: Option<String>,
     pub retain_on_delete: bool,
     pub resources: Option<ResourceRequirements>,
+    pub read_only_root_filesystem: bool,
 }
 
 /// A stack that passed validation: what every builder takes.

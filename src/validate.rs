@@ -76,6 +76,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         resources: spec.api.resources.as_ref().map(requirements),
         autoscaling: spec.api.autoscaling.clone(),
         service_type: spec.api.service_type,
+        read_only_root_filesystem: spec.api.read_only_root_filesystem,
     };
     let frontend = WebTier {
         component: Component::Frontend,
@@ -88,6 +89,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         resources: spec.frontend.resources.as_ref().map(requirements),
         autoscaling: spec.frontend.autoscaling.clone(),
         service_type: spec.frontend.service_type,
+        read_only_root_filesystem: spec.frontend.read_only_root_filesystem,
     };
     for (prefix, tier) in [("spec.api", &api), ("spec.frontend", &frontend)] {
         check_tier(&mut problems, prefix, tier);
@@ -195,6 +197,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
             existing_secret: db.existing_secret.clone(),
             retain_on_delete: db.retain_on_delete,
             resources: db.resources.as_ref().map(requirements),
+            read_only_root_filesystem: db.read_only_root_filesystem,
         },
         ingress: spec.ingress.clone(),
         migrations: spec.api.migrations.clone(),
@@ -343,10 +346,11 @@ fn check_resources(problems: &mut Problems, field: &str, resources: Option<&Reso
         field,
         "requests and limits must be quantities such as 250m or 512Mi",
     );
-    // cpu and memory, as the CRD's rule (a rule over every key would exceed its cost budget).
+    // cpu, memory and ephemeral storage, as the CRD's rule (a rule over every key would exceed
+    // its cost budget).
     let above = limits
         .iter()
-        .filter(|(key, _)| matches!(key.as_str(), "cpu" | "memory"))
+        .filter(|(key, _)| matches!(key.as_str(), "cpu" | "memory" | "ephemeral-storage"))
         .any(|(key, limit)| {
             let request = requests.get(key).and_then(|r| quantity::parse_nanos(&r.0));
             request
@@ -536,6 +540,10 @@ ingress: {host: "Bad_Host", apiPath: "api"}
             (
                 "database: {resources: {requests: {cpu: lots}}}",
                 "spec.database.resources",
+            ),
+            (
+                "frontend: {image: f, resources: {requests: {ephemeral-storage: 2Gi}, limits: {ephemeral-storage: 1Gi}}}",
+                "spec.frontend.resources",
             ),
         ];
         for (spec, field) in cases {

@@ -119,15 +119,26 @@ fn env(names: Vec<Value>, clashing: Vec<Value>) -> BoxedStrategy<Value> {
     prop_oneof![3 => Just(json!([])), 1 => vec(entry, 1..=3).prop_map(Value::Array)].boxed()
 }
 
-/// Requests and limits: sensible ones, or a request above its limit.
+/// Requests and limits: sensible ones (ephemeral storage named or left to the defaults), or a
+/// request above its limit.
 fn resources() -> BoxedStrategy<Value> {
     one_of(
         vec![
             json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}),
             json!({"limits": {"cpu": "1", "memory": "1Gi"}}),
+            json!({"requests": {"ephemeral-storage": "10Mi"}}),
+            json!({"requests": {"cpu": "1"}, "limits": {"ephemeral-storage": "2Gi"}}),
         ],
-        vec![json!({"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}})],
+        vec![
+            json!({"requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}),
+            json!({"requests": {"ephemeral-storage": "2Gi"}, "limits": {"ephemeral-storage": "1Gi"}}),
+        ],
     )
+}
+
+/// The root filesystem setting, mostly left to its default.
+fn read_only_root() -> BoxedStrategy<Option<Value>> {
+    optional(0.2, select(vec![json!(true), json!(false)]).boxed())
 }
 
 fn tier(image: &str, api: bool) -> BoxedStrategy<Value> {
@@ -157,6 +168,7 @@ fn tier(image: &str, api: bool) -> BoxedStrategy<Value> {
         ("autoscaling", optional(0.25, autoscaling())),
         ("env", required(env)),
         ("resources", optional(0.15, resources())),
+        ("readOnlyRootFilesystem", read_only_root()),
         (
             "serviceType",
             optional(
@@ -215,6 +227,7 @@ fn database() -> BoxedStrategy<Value> {
             optional(0.25, one_of(strings(&["vault-db"]), strings(&["Vault_DB"]))),
         ),
         ("resources", optional(0.15, resources())),
+        ("readOnlyRootFilesystem", read_only_root()),
         (
             "retainOnDelete",
             optional(0.2, select(vec![json!(true), json!(false)]).boxed()),

@@ -1,5 +1,6 @@
 //! `deploy/install.yaml` is the CRD plus `deploy/operator.part.yaml` (see deploy/generate.sh), and
-//! its RBAC stays least-privilege.
+//! its RBAC stays least-privilege; the namespace-scoped overlay `deploy/namespaced/` grants the
+//! same rules as a Role. (tests/namespaced.rs builds and runs that overlay.)
 
 use appstack_operator::crd::AppStack;
 use kube::CustomResourceExt;
@@ -7,6 +8,8 @@ use serde_json::Value;
 
 const INSTALL: &str = include_str!("../deploy/install.yaml");
 const OPERATOR_PART: &str = include_str!("../deploy/operator.part.yaml");
+const NAMESPACED_OPERATOR: &str = include_str!("../deploy/namespaced/operator.yaml");
+const NAMESPACED_ROLE: &str = include_str!("../deploy/namespaced/role.yaml");
 
 fn documents() -> Vec<Value> {
     serde_saphyr::from_multiple(INSTALL).expect("install.yaml parses")
@@ -37,8 +40,26 @@ fn install_is_generated_from_the_crd_and_operator_part() {
             "ClusterRoleBinding",
             "Role",
             "RoleBinding",
-            "Deployment"
+            "Deployment",
+            "PodDisruptionBudget",
+            "NetworkPolicy"
         ]
+    );
+}
+
+#[test]
+fn namespaced_overlay_is_generated_with_the_cluster_roles_rules() {
+    assert!(
+        NAMESPACED_OPERATOR.ends_with(OPERATOR_PART),
+        "deploy/namespaced/operator.yaml is stale: run deploy/generate.sh"
+    );
+    let role: Value = serde_saphyr::from_str(NAMESPACED_ROLE).expect("role.yaml parses");
+    assert_eq!(role["kind"], "Role");
+    let docs = documents();
+    assert_eq!(
+        role["rules"],
+        find(&docs, "ClusterRole")["rules"],
+        "deploy/namespaced/role.yaml is stale: run deploy/generate.sh"
     );
 }
 
@@ -96,7 +117,26 @@ fn operator_pod_is_restricted_and_probed() {
     );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert!(container["resources"]["limits"]["memory"].is_string());
+    for bound in ["requests", "limits"] {
+        for resource in ["memory", "ephemeral-storage"] {
+            assert!(
+                container["resources"][bound][resource].is_string(),
+                "{bound}.{resource}"
+            );
+        }
+    }
+    let policy = find(&docs, "NetworkPolicy");
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        find(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    let budget = find(&docs, "PodDisruptionBudget");
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        find(&docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(budget["spec"]["maxUnavailable"], 1);
 }
 
 #[test]

@@ -340,9 +340,12 @@ async fn autoscaling_and_ingress_come_and_go_and_replicas_are_left_to_the_autosc
     .await;
 
     // Ingress removed: the Ingress goes.
-    env.patch_spec("books", json!({"ingress": null})).await;
+    let patched = env.patch_spec("books", json!({"ingress": null})).await;
     env.wait_gone::<Ingress>("books").await;
-    let stack = env.wait_ready("books").await;
+    // At the new generation: the Ready of the previous one still carries the Ingress URL.
+    let stack = env
+        .wait_ready_at("books", patched.metadata.generation)
+        .await;
     assert_eq!(
         stack.status.unwrap().url.as_deref(),
         Some(&*format!(

@@ -5,7 +5,8 @@
 #      `cargo test`: unit tests plus the integration tests against that control plane, and the
 #      fault-injection suite at its CI size (tests/faults/run.sh);
 #   3. the README's one-command trial (tests/cluster/try.sh) and the e2e script against it;
-#   4. the sample app's pytest (real Postgres) and Vitest suites, and actionlint;
+#   4. the sample app's pytest (real Postgres) and Vitest suites, actionlint, and kube-score on
+#      the render of every example and on deploy/ (tests/lint-manifests.sh);
 #   5. the real node: the KWOK cluster is stopped, `tests/cluster/up.sh --real-node` starts one
 #      that runs containers, tests/cluster/images.sh builds and loads the images, then the e2e
 #      script (operator as a pod, traffic on) and the real-pod tests run against it.
@@ -67,6 +68,11 @@ E2E_OPERATOR=external E2E_SKIP_TRAFFIC=1 bash tests/e2e/run.sh "$KUBECONFIG"
 log "sample app (pytest + Vitest) and workflow lint"
 bash tests/sample-app.sh
 bash tests/lint-workflows.sh
+
+# kube-score on the render of every example and on deploy/ (built from its Go module once:
+# it prints its build time cold, "cached" warm); findings not in tests/kube-score-ignore fail.
+log "manifest lint (tests/lint-manifests.sh)"
+bash tests/lint-manifests.sh
 
 # The real node: containers for real, the operator as a pod from deploy/install.yaml, the images
 # built without a registry. Each step's time is printed (cold on a fresh machine: builds; warm:

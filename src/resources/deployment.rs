@@ -1,4 +1,5 @@
-//! The Deployments `<stack>-db` (Postgres), `<stack>-api` and `<stack>-frontend`.
+//! The Deployments `<stack>-api` and `<stack>-frontend`, and the pod-template helpers the database
+//! StatefulSet shares.
 
 use std::collections::BTreeMap;
 
@@ -7,19 +8,17 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretKeySelector, TCPSocketAction,
+    SecretKeySelector, TCPSocketAction,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ObjectMeta;
 
+use super::filesystem::hardening;
+use super::requirements::requirements;
 use super::secret::{Credentials, KEY_DATABASE_URL, KEY_PASSWORD, KEY_USERNAME, POSTGRES_PORT};
 use super::service::port_name;
-use super::{
-    Ownership, labels, object_meta, restricted_container_security, restricted_pod_security,
-    selector_labels,
-};
+use super::{Ownership, labels, object_meta, restricted_pod_security, selector_labels};
 use crate::stack::{Component, ValidStack, WebTier};
 
 /// Pod-template annotation with the digest of the credentials the pods read.
@@ -38,13 +37,11 @@ pub fn deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials)
         failure_threshold: Some(failures),
         ..Probe::default()
     };
-    let (generated_env, default_resources) = match tier.component {
-        Component::Api => (
-            database_env(stack, credentials),
-            default_resources("100m", "128Mi", "512Mi"),
-        ),
-        _ => (Vec::new(), default_resources("50m", "64Mi", "256Mi")),
+    let generated_env = match tier.component {
+        Component::Api => database_env(stack, credentials),
+        _ => Vec::new(),
     };
+    let hardening = hardening(tier.component, tier.read_only_root_filesystem);
     let env: Vec<EnvVar> = generated_env
         .into_iter()
         .chain(tier.env.iter().cloned())
@@ -68,13 +65,15 @@ pub fn deployment(stack: &ValidStack, tier: &WebTier, credentials: &Credentials)
             failure_threshold: Some(3),
             ..Probe::default()
         }),
-        resources: Some(tier.resources.clone().unwrap_or(default_resources)),
-        security_context: Some(restricted_container_security()),
+        resources: Some(requirements(tier.component, tier.resources.as_ref())),
+        security_context: Some(hardening.security_context),
+        volume_mounts: Some(hardening.volume_mounts),
         ..Container::default()
     };
     let pod = PodSpec {
         containers: vec![container],
         security_context: Some(restricted_pod_security(None)),
+        volumes: Some(hardening.volumes),
         ..isolated_pod_spec()
     };
     // Zero downtime: a new pod must be ready before an old one goes, so a bad image never
@@ -207,24 +206,6 @@ pub(super) fn container_port(component: Component, port: i32) -> ContainerPort {
         container_port: port,
         protocol: Some("TCP".into()),
         ..ContainerPort::default()
-    }
-}
-
-pub(super) fn default_resources(
-    cpu: &str,
-    memory: &str,
-    memory_limit: &str,
-) -> ResourceRequirements {
-    let quantities = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
-            .collect()
-    };
-    ResourceRequirements {
-        requests: Some(quantities(&[("cpu", cpu), ("memory", memory)])),
-        limits: Some(quantities(&[("memory", memory_limit)])),
-        ..ResourceRequirements::default()
     }
 }
 
@@ -397,6 +378,31 @@ mod tests {
                     .iter()
                     .all(|(k, v)| template_labels.get(k) == Some(v))
             );
+        }
+    }
+
+    #[test]
+    fn web_tiers_run_on_a_read_only_root_with_bounded_scratch_space() {
+        let stack = valid_stack("frontend: {image: web, readOnlyRootFilesystem: false}");
+        for (tier, read_only) in [(&stack.api, true), (&stack.frontend, false)] {
+            let d = deployment(&stack, tier, &creds(true));
+            let pod = pod(&d);
+            let container = &pod.containers[0];
+            let security = container.security_context.as_ref().unwrap();
+            assert_eq!(security.read_only_root_filesystem, Some(read_only));
+            let mount = &container.volume_mounts.as_ref().unwrap()[0];
+            assert_eq!(mount.mount_path, "/tmp");
+            let volume = &pod.volumes.as_ref().unwrap()[0];
+            assert_eq!(volume.name, mount.name);
+            assert!(volume.empty_dir.is_some());
+            let resources = container.resources.as_ref().unwrap();
+            for map in [&resources.requests, &resources.limits] {
+                assert!(
+                    map.as_ref().unwrap().contains_key("ephemeral-storage"),
+                    "{:?}",
+                    tier.component
+                );
+            }
         }
     }
 }

@@ -8,11 +8,11 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use kube::api::ObjectMeta;
 
 use super::database::POSTGRES_UID;
-use super::deployment::{default_resources, deployment, isolated_pod_spec};
+use super::deployment::{deployment, isolated_pod_spec};
+use super::filesystem::hardening;
+use super::requirements::{CPU, EPHEMERAL_STORAGE, MEMORY, bounded};
 use super::secret::Credentials;
-use super::{
-    LABEL_COMPONENT, Ownership, object_meta, restricted_container_security, restricted_pod_security,
-};
+use super::{LABEL_COMPONENT, Ownership, object_meta, restricted_pod_security};
 use crate::crd::MigrationsSpec;
 use crate::names;
 use crate::stack::{Component, ValidStack};
@@ -30,8 +30,8 @@ const TTL_AFTER_FINISHED_SECONDS: i32 = 3600;
 pub fn migration_job(stack: &ValidStack, credentials: &Credentials) -> Option<Job> {
     let migrations = stack.migrations.as_ref()?;
     let name = names::migration_job(&stack.name, &stack.api.image);
-    // The API's own pod: same image, environment (DATABASE_URL), security context and
-    // resources, so the migration runs exactly as the API will.
+    // The API's own pod: same image, environment (DATABASE_URL), security context (read-only
+    // root, /tmp writable) and resources, so the migration runs exactly as the API will.
     let template = deployment(stack, &stack.api, credentials)
         .spec
         .map(|spec| spec.template)
@@ -76,12 +76,21 @@ pub fn database_check_job(stack: &ValidStack, image: &str) -> Job {
     // `postgres --version` fails (and so does the Job) when the binary is missing or broken;
     // only its output goes to the termination message.
     let script = "version=$(postgres --version) && echo \"$version\" | tee /dev/termination-log";
+    // Hardened as the database itself, whose image it runs.
+    let hardening = hardening(
+        Component::Database,
+        stack.database.read_only_root_filesystem,
+    );
     let container = Container {
         name: "check".into(),
         image: Some(image.into()),
         command: Some(vec!["sh".into(), "-c".into(), script.into()]),
-        resources: Some(default_resources("10m", "32Mi", "128Mi")),
-        security_context: Some(restricted_container_security()),
+        resources: Some(bounded(
+            &[(CPU, "10m"), (MEMORY, "32Mi"), (EPHEMERAL_STORAGE, "16Mi")],
+            &[(MEMORY, "128Mi"), (EPHEMERAL_STORAGE, "64Mi")],
+        )),
+        security_context: Some(hardening.security_context),
+        volume_mounts: Some(hardening.volume_mounts),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
     };
@@ -89,6 +98,7 @@ pub fn database_check_job(stack: &ValidStack, image: &str) -> Job {
         containers: vec![container],
         restart_policy: Some("Never".into()),
         security_context: Some(restricted_pod_security(Some(POSTGRES_UID))),
+        volumes: Some(hardening.volumes),
         ..isolated_pod_spec()
     };
     Job {
@@ -174,9 +184,25 @@ mod tests {
         let spec = job.spec.unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
         let pod = spec.template.spec.unwrap();
-        assert!(pod.volumes.is_none(), "never the data volume");
+        assert!(
+            pod.volumes
+                .iter()
+                .flatten()
+                .all(|v| v.persistent_volume_claim.is_none()),
+            "never the data volume"
+        );
         let container = &pod.containers[0];
         assert_eq!(container.image.as_deref(), Some("postgres:18"));
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        let limits = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        assert!(limits.contains_key("ephemeral-storage"));
         assert!(container.command.as_ref().unwrap()[2].contains("postgres --version"));
         assert_eq!(pod.security_context.unwrap().run_as_user, Some(999));
     }
@@ -229,6 +255,20 @@ mod tests {
         assert_eq!(value("A"), vec![Some("api".to_owned())]);
         assert_eq!(value("B"), vec![Some("migration".to_owned())]);
         assert_eq!(value("DATABASE_URL").len(), 1);
-        assert!(container.security_context.is_some() && pod.security_context.is_some());
+        assert!(pod.security_context.is_some());
+        // Hardened as the API: read-only root, /tmp writable, bounded ephemeral storage.
+        let security = container.security_context.as_ref().unwrap();
+        assert_eq!(security.read_only_root_filesystem, Some(true));
+        let mounts = container.volume_mounts.as_ref().unwrap();
+        assert_eq!(mounts[0].mount_path, "/tmp");
+        assert!(pod.volumes.as_ref().unwrap()[0].empty_dir.is_some());
+        let limits = container
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        assert!(limits.contains_key("ephemeral-storage"));
     }
 }

@@ -3,11 +3,13 @@
 
 pub mod database;
 pub mod deployment;
+pub mod filesystem;
 pub mod hpa;
 pub mod ingress;
 pub mod job;
 pub mod pdb;
 pub mod pvc;
+pub mod requirements;
 pub mod secret;
 pub mod service;
 
@@ -95,7 +97,8 @@ pub fn restricted_pod_security(user: Option<i64>) -> PodSecurityContext {
     }
 }
 
-/// Container-level settings of the "restricted" Pod Security Standard.
+/// Container-level settings of the "restricted" Pod Security Standard; [`filesystem::hardening`]
+/// adds the read-only root filesystem.
 pub fn restricted_container_security() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),

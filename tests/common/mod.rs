@@ -3,8 +3,9 @@
 //! tests run in parallel without seeing each other.
 //!
 //! The operator runs under the identity `deploy/install.yaml` gives it (its ServiceAccount,
-//! impersonated), never as cluster-admin, so the shipped RBAC is the tested RBAC. The tests' own
-//! calls use the admin client (`env.client`).
+//! impersonated), never as cluster-admin, so the shipped RBAC is the tested RBAC; or, with
+//! [`TestEnv::namespaced`], under the one the namespace-scoped overlay `deploy/namespaced/` gives
+//! it in the test's namespace. The tests' own calls use the admin client (`env.client`).
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -119,11 +120,84 @@ pub async fn client() -> Client {
 /// A client from the same kubeconfig that impersonates the operator's ServiceAccount: every
 /// request is authorized by the RBAC of `deploy/install.yaml` (see [`install_rbac`]).
 pub async fn operator_client() -> Client {
+    service_account_client(OPERATOR_USER, &OPERATOR_GROUPS).await
+}
+
+/// A client that impersonates a ServiceAccount, as the API server sees a pod running under it.
+async fn service_account_client(user: &str, groups: &[&str]) -> Client {
     let mut config = config().await;
-    config.auth_info.impersonate = Some(OPERATOR_USER.to_owned());
-    config.auth_info.impersonate_groups =
-        Some(OPERATOR_GROUPS.iter().map(|g| (*g).to_owned()).collect());
+    config.auth_info.impersonate = Some(user.to_owned());
+    config.auth_info.impersonate_groups = Some(groups.iter().map(|g| (*g).to_owned()).collect());
     Client::try_from(config).expect("impersonating client")
+}
+
+/// Which install the in-process operator runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    /// `deploy/install.yaml`: the ClusterRole, bound cluster-wide.
+    ClusterWide,
+    /// `deploy/namespaced/`, moved into the test's namespace by a kustomize overlay, as a user
+    /// would: a Role in that namespace and nothing at cluster scope.
+    Namespaced,
+}
+
+/// Install the namespace-scoped overlay into `namespace` the way its README asks (an overlay with
+/// `namespace:` over `deploy/namespaced/`, `kubectl apply`), and return a client that acts as the
+/// operator's ServiceAccount there.
+pub async fn install_namespaced(namespace: &str) -> Client {
+    let dir = repo().join("target/namespaced-overlays").join(namespace);
+    std::fs::create_dir_all(&dir).expect("overlay directory");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!("namespace: {namespace}\nresources: [../../../deploy/namespaced]\n"),
+    )
+    .expect("overlay written");
+    let (ok, built) = kubectl(&["kustomize", dir.to_str().expect("UTF-8 path")]);
+    assert!(ok, "kubectl kustomize of the namespaced overlay: {built}");
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&built).expect("the namespaced overlay builds YAML");
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap_or_default();
+        assert!(
+            !matches!(kind, "ClusterRole" | "ClusterRoleBinding"),
+            "the namespaced install grants nothing at cluster scope: {document}"
+        );
+        if kind != "CustomResourceDefinition" && kind != "Namespace" {
+            assert_eq!(
+                document["metadata"]["namespace"], namespace,
+                "every namespaced object moves with the overlay: {document}"
+            );
+        }
+    }
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the overlay has the operator Deployment");
+    let watch = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "WATCH_NAMESPACE");
+    assert_eq!(
+        watch.map(|e| &e["valueFrom"]["fieldRef"]["fieldPath"]),
+        Some(&json!("metadata.namespace")),
+        "the operator watches the namespace it runs in"
+    );
+    let file = dir.join("install.yaml");
+    std::fs::write(&file, &built).expect("built overlay written");
+    let (ok, output) = kubectl(&["apply", "-f", file.to_str().expect("UTF-8 path")]);
+    assert!(ok, "kubectl apply of the namespaced overlay: {output}");
+    let user = format!("system:serviceaccount:{namespace}:appstack-operator");
+    let namespace_group = format!("system:serviceaccounts:{namespace}");
+    service_account_client(
+        &user,
+        &[
+            "system:serviceaccounts",
+            &namespace_group,
+            "system:authenticated",
+        ],
+    )
+    .await
 }
 
 /// `kubectl` against the test cluster, returning (success, stdout + stderr).
@@ -263,25 +337,25 @@ impl TestEnv {
     }
 
     pub async fn without_operator(test: &str) -> Self {
+        Self::prepare(test, Install::ClusterWide).await
+    }
+
+    /// [`TestEnv::start`] with the operator under the namespace-scoped install
+    /// ([`Install::Namespaced`]).
+    pub async fn namespaced(test: &str) -> Self {
+        let mut env = Self::prepare(test, Install::Namespaced).await;
+        env.start_operator();
+        env
+    }
+
+    async fn prepare(test: &str, install: Install) -> Self {
         let client = client().await;
         install_crd(&client).await;
-        let operator_client = install_rbac(&client).await;
-        let suffix = Alphanumeric
-            .sample_string(&mut rand::rng(), 5)
-            .to_lowercase();
-        let namespace = format!("it-{test}-{suffix}");
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        let object: Namespace = serde_json::from_value(json!({
-            "metadata": {"name": namespace, "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest",
-            }}
-        }))
-        .unwrap();
-        namespaces
-            .create(&PostParams::default(), &object)
-            .await
-            .expect("namespace created");
+        let namespace = create_namespace(&client, test).await;
+        let operator_client = match install {
+            Install::ClusterWide => install_rbac(&client).await,
+            Install::Namespaced => install_namespaced(&namespace).await,
+        };
         // The RBAC authorizer sees a new binding a moment after it is written: wait until the
         // operator's identity may read what it watches.
         let allowed = eventually(TIMEOUT, || async {
@@ -293,7 +367,7 @@ impl TestEnv {
         .await;
         assert!(
             allowed.is_some(),
-            "{OPERATOR_USER} may list AppStacks and Deployments in {namespace} (ClusterRoleBinding)"
+            "the operator ({install:?}) may list AppStacks and Deployments in {namespace}"
         );
         let metrics = Arc::new(Metrics::default());
         let ctx = Arc::new(Context::new(
@@ -674,6 +748,27 @@ impl TestEnv {
             .delete(&self.namespace, &DeleteParams::background())
             .await;
     }
+}
+
+/// A fresh namespace `it-<test>-<random>` labelled for the "restricted" Pod Security Standard.
+pub async fn create_namespace(client: &Client, test: &str) -> String {
+    let suffix = Alphanumeric
+        .sample_string(&mut rand::rng(), 5)
+        .to_lowercase();
+    let namespace = format!("it-{test}-{suffix}");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let object: Namespace = serde_json::from_value(json!({
+        "metadata": {"name": namespace, "labels": {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "latest",
+        }}
+    }))
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("namespace created");
+    namespace
 }
 
 /// An object for a failure message: its metadata and status, compactly.

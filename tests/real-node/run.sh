@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real-pod tests: what KWOK cannot show, on the real node of `tests/cluster/up.sh --real-node`
 # with the images of tests/cluster/images.sh. The operator runs as a pod (deploy/install.yaml);
-# one stack, `shop` in namespace `realpods` (restricted Pod Security), serves all four tests:
+# one stack, `shop` in namespace `realpods` (restricted Pod Security), serves all six tests:
 #
 #   1. the database pod is Ready only when Postgres accepts connections: from its creation on,
 #      Ready is never seen without a working connection, and a Postgres that stops answering
@@ -11,7 +11,15 @@
 #      requests to the API's Service during the rollout, 0 errors);
 #   4. restricted Pod Security is enforced on every pod of the stack and on the operator: the
 #      apiserver finds no violation, and the kernel shows each container process as non-root,
-#      without capabilities, with no_new_privs and a seccomp filter.
+#      without capabilities, with no_new_privs and a seccomp filter;
+#   5. a Postgres that answers but rejects connections for 70 s, longer than the liveness budget
+#      (here a smart shutdown held by open sessions: pg_isready sees the same during crash
+#      recovery or a shutdown checkpoint) leaves Ready but fails no liveness probe and is not
+#      restarted; it is restarted once, after its own clean exit;
+#   6. every container of the stack and the operator runs on a read-only root filesystem (the
+#      kernel's mount table says so, a write to / fails), and each tier can write exactly where
+#      its image must (the API and frontend /tmp, Postgres /var/run/postgresql and /tmp); the
+#      migration and database-check Jobs ran to success on read-only roots.
 #
 #   tests/real-node/run.sh          (APPSTACK_CLUSTER_DIR: which real node; default target/cluster)
 #
@@ -81,10 +89,11 @@ container_pid() { # <namespace> <pod> [container index]
 
 # wait_until <seconds> <what> <command...>
 wait_until() {
-  local deadline=$((SECONDS + $1)) what="$2"
+  local seconds="$1" what="$2"
+  local deadline=$((SECONDS + seconds))
   shift 2
   until "$@"; do
-    ((SECONDS < deadline)) || { fail "timed out after $1 s waiting for ${what}"; return 1; }
+    ((SECONDS < deadline)) || { fail "timed out after ${seconds} s waiting for ${what}"; return 1; }
     sleep 0.5
   done
 }
@@ -300,10 +309,136 @@ test_restricted_pod_security() {
   ((checked >= 5)) || { fail "only ${checked} pods checked"; return 1; }
 }
 
+# ------------------------------------------------------------------------ 5
+# Sum of the counts of the pod's "Unhealthy" Events whose message starts with <probe>.
+probe_failures() { # <pod> <Liveness|Readiness> [message substring]
+  k -n "${NS}" get events --field-selector "involvedObject.name=$1,reason=Unhealthy" \
+    -o jsonpath='{range .items[*]}{.count}{" "}{.message}{"\n"}{end}' 2>/dev/null |
+    awk -v probe="$2 probe" -v text="${3:-}" 'index($0, probe) && index($0, text) { n += $1 } END { print n + 0 }'
+}
+container_restarts() { pod_field "$1" '{.status.containerStatuses[0].restartCount}'; }
+session_running() { # <ip>: the pg_sleep session is connected
+  [[ "$(psql_at "$1" "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(%'")" -ge 1 ]]
+}
+rejecting() { # <ip>: pg_isready gets an answer, and it is "rejecting connections" (exit 1)
+  local code=0
+  pg_isready -q -h "$1" -p 5432 -t 3 || code=$?
+  ((code == 1))
+}
+restarted_and_ready() { # <pod> <restarts before>
+  [[ "$(container_restarts "$1")" -gt "$2" ]] && pod_ready "$1"
+}
+# Longer than the database's liveness budget (6 x 10 s): a liveness probe that wanted accepted
+# connections would have restarted Postgres within this window.
+REJECTING_WINDOW=70
+test_database_liveness_tolerates_rejecting() {
+  local pod ip pid restarts liveness readiness session t0 exit_code
+  stack_ready || { fail "appstack/${STACK} not Ready"; return 1; }
+  pod="$(db_pod)"
+  ip="$(pod_field "${pod}" '{.status.podIP}')"
+  restarts="$(container_restarts "${pod}")"
+  liveness="$(probe_failures "${pod}" Liveness)"
+  readiness="$(probe_failures "${pod}" Readiness rejecting)"
+  # A smart shutdown (SIGTERM) waits for every session to end and rejects new connections
+  # meanwhile; this session (and the API's pooled ones) holds it until a fast shutdown ends it.
+  psql_at "${ip}" "SELECT pg_sleep(600)" >/dev/null &
+  session=$!
+  wait_until 10 "the session to be connected" session_running "${ip}" || { kill "${session}"; return 1; }
+  pid="$(container_pid "${NS}" "${pod}")"
+  [[ -n "${pid}" ]] || { kill "${session}"; fail "no containerd task for ${pod}"; return 1; }
+  kill -TERM "${pid}"
+  t0=${SECONDS}
+  note "postmaster (host PID ${pid}) in smart shutdown, held by open sessions"
+  if ! wait_until 10 "Postgres to reject connections" rejecting "${ip}" ||
+    ! wait_until 30 "${pod} to leave Ready" pod_not_ready "${pod}"; then
+    kill -INT "${pid}"
+    return 1
+  fi
+  note "pg_isready: rejecting connections; ${pod} not Ready after $((SECONDS - t0)) s"
+  # Watch the whole window: no liveness failure, no restart.
+  while ((SECONDS - t0 < REJECTING_WINDOW)); do
+    if [[ "$(probe_failures "${pod}" Liveness)" != "${liveness}" || "$(container_restarts "${pod}")" != "${restarts}" ]]; then
+      kill -INT "${pid}"
+      fail "liveness failed or the container restarted $((SECONDS - t0)) s into the rejecting window"
+      return 1
+    fi
+    rejecting "${ip}" || { kill -INT "${pid}"; fail "Postgres stopped rejecting before the window ended"; return 1; }
+    sleep 2
+  done
+  [[ "$(probe_failures "${pod}" Readiness rejecting)" -gt "${readiness}" ]] ||
+    { kill -INT "${pid}"; fail "no readiness failure recorded while Postgres rejected connections"; return 1; }
+  note "rejecting for ${REJECTING_WINDOW} s: readiness failed, liveness never did, no restart"
+  # A fast shutdown ends the sessions; the postmaster exits by itself and the kubelet starts it.
+  kill -INT "${pid}"
+  wait "${session}" || true
+  wait_until 120 "${pod} restarted and Ready again" restarted_and_ready "${pod}" "${restarts}" || return 1
+  [[ "$(container_restarts "${pod}")" == $((restarts + 1)) ]] ||
+    { fail "restarted $(($(container_restarts "${pod}") - restarts)) times, want once (its own exit)"; return 1; }
+  exit_code="$(pod_field "${pod}" '{.status.containerStatuses[0].lastState.terminated.exitCode}')"
+  [[ "${exit_code}" == 0 ]] || { fail "the postmaster ended with ${exit_code}, not its own clean exit"; return 1; }
+  [[ "$(probe_failures "${pod}" Liveness)" == "${liveness}" ]] || { fail "liveness failed during the restart"; return 1; }
+  [[ "$(psql_at "${ip}" 'SELECT 1')" == 1 ]] || { fail "Ready again but the query fails"; return 1; }
+  note "fast shutdown: clean exit (code 0), one restart, Ready and answering again"
+}
+
+# ------------------------------------------------------------------------ 6
+# "<namespace> <pod> <writable paths, comma-separated, or - for none to try>" of every pod.
+read_only_pods() {
+  k -n "${NS}" get pods -l 'app.kubernetes.io/component in (api,frontend,database)' \
+    -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.labels.app\.kubernetes\.io/component}{"\n"}{end}' |
+    awk -v ns="${NS}" '{ print ns, $1, ($2 == "database") ? "/var/run/postgresql,/tmp" : "/tmp" }'
+  # distroless: no shell to try a write with; the mount table speaks for it.
+  k -n appstack-system get pods -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}' |
+    awk '{ print "appstack-system", $1, "-" }'
+}
+test_read_only_root_filesystems() {
+  local ns pod paths pid options out path checked=0
+  stack_ready || { fail "appstack/${STACK} not Ready"; return 1; }
+  while read -r ns pod paths; do
+    [[ "$(k -n "${ns}" get pod "${pod}" -o jsonpath='{.spec.containers[0].securityContext.readOnlyRootFilesystem}')" == true ]] ||
+      { fail "${ns}/${pod}: readOnlyRootFilesystem is not set"; return 1; }
+    pid="$(container_pid "${ns}" "${pod}")"
+    options="$(awk '$5 == "/" { print $6 }' "/proc/${pid}/mountinfo" | tail -n 1)"
+    [[ "${options}" == ro,* || "${options}" == ro ]] ||
+      { fail "${ns}/${pod}: / is mounted ${options:-?} in the container"; return 1; }
+    if [[ "${paths}" != - ]]; then
+      if out="$(k -n "${ns}" exec "${pod}" -- sh -c 'touch /appstack-write-probe' 2>&1)"; then
+        fail "${ns}/${pod}: wrote to /"
+        return 1
+      fi
+      [[ "${out}" == *"Read-only file system"* ]] || { fail "${ns}/${pod}: a write to / failed otherwise: ${out}"; return 1; }
+      for path in ${paths//,/ }; do
+        k -n "${ns}" exec "${pod}" -- sh -c "touch ${path}/appstack-write-probe && rm ${path}/appstack-write-probe" ||
+          { fail "${ns}/${pod}: cannot write to ${path}"; return 1; }
+      done
+    fi
+    note "${ns}/${pod}: / mounted ${options%%,*}$([[ "${paths}" == - ]] || echo ", a write to / fails (Read-only file system), ${paths} writable")"
+    checked=$((checked + 1))
+  done < <(read_only_pods)
+  ((checked >= 5)) || { fail "only ${checked} pods checked"; return 1; }
+  # The Jobs (the migrations, the database image check) have finished: every pod of theirs had a
+  # read-only root, and each Job succeeded (a pod may have failed before a retry succeeded).
+  local pods=0 job succeeded jobs=0
+  while read -r pod; do
+    [[ "$(k -n "${NS}" get pod "${pod}" -o jsonpath='{.spec.containers[0].securityContext.readOnlyRootFilesystem}')" == true ]] ||
+      { fail "${NS}/${pod}: readOnlyRootFilesystem is not set"; return 1; }
+    pods=$((pods + 1))
+  done < <(k -n "${NS}" get pods -l 'app.kubernetes.io/component in (migrations,database-check)' \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
+  while read -r job succeeded; do
+    [[ "${succeeded}" -ge 1 ]] || { fail "${NS}/${job} did not succeed"; return 1; }
+    jobs=$((jobs + 1))
+  done < <(k -n "${NS}" get jobs -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.status.succeeded}{"\n"}{end}')
+  ((jobs >= 2)) || { fail "only ${jobs} Jobs (migrations and a database check expected)"; return 1; }
+  note "${jobs} Jobs (migrations, database check) succeeded; their ${pods} pods all had a read-only root"
+}
+
 run_test "database pod Ready only when Postgres accepts connections" test_database_ready_means_accepting
 run_test "deleting the database pod loses no rows" test_database_pod_delete_keeps_rows
 run_test "rolling update of the API image loses no request" test_rolling_update_loses_no_request
 run_test "restricted Pod Security on every pod of the stack and on the operator" test_restricted_pod_security
+run_test "database liveness tolerates a Postgres that rejects connections" test_database_liveness_tolerates_rejecting
+run_test "read-only root filesystems, writable only where each image must write" test_read_only_root_filesystems
 
 if [[ "${REAL_NODE_KEEP:-0}" != 1 && ${#FAILED[@]} -eq 0 ]]; then
   k delete namespace "${NS}" --wait --timeout=180s >/dev/null
