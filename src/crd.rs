@@ -33,6 +33,15 @@ const IDENTIFIER_MESSAGE: &str =
 const DNS_NAME_RULE: &str =
     r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')";
 const DNS_NAME_MESSAGE: &str = "must be lowercase letters, digits, '-' and '.' (a DNS-1123 name)";
+/// A DNS-1123 label: the name of a namespace.
+const DNS_LABEL_RULE: &str = "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')";
+const DNS_LABEL_MESSAGE: &str = "must be lowercase letters, digits and '-', starting and ending with a letter or digit (a namespace name)";
+/// Label keys and values as the API server accepts them in a label selector.
+const LABEL_KEYS_RULE: &str = r"self.all(k, k.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$') && (!k.contains('/') || k.indexOf('/') <= 253))";
+const LABEL_KEYS_MESSAGE: &str = "keys must be label keys: an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
+const LABEL_VALUES_RULE: &str =
+    r"self.all(k, self[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$'))";
+const LABEL_VALUES_MESSAGE: &str = "values must be label values: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit";
 /// A host name: DNS labels of at most 63 characters, no wildcard.
 const HOST_RULE: &str =
     r"self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$')";
@@ -100,6 +109,12 @@ pub struct AppStackSpec {
     /// How a failed rollout of the API or frontend is detected and undone.
     #[serde(default)]
     pub rollout: RolloutSpec,
+    /// Restrict who may connect, with NetworkPolicies `<stack>-db` and `<stack>-api`: the
+    /// database admits only the stack's API pods and migration Jobs, on 5432; the API only the
+    /// frontend pods and the Ingress controller (see `ingress.controllerNamespace`), on its port.
+    /// Egress is left open. `false` removes both policies.
+    #[serde(default = "default_true")]
+    pub network_policy: bool,
 }
 
 /// How a failed rollout of the API or frontend is detected and undone.
@@ -301,6 +316,17 @@ fn quantities(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// A small map of label keys to values. The bounds keep the CEL rules above within the API
+/// server's cost budget.
+fn pod_labels(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 8,
+        "propertyNames": {"maxLength": 317},
+        "additionalProperties": {"type": "string", "maxLength": 63},
+    })
+}
+
 /// HorizontalPodAutoscaler settings (autoscaling/v2, CPU utilisation).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -418,6 +444,19 @@ pub struct IngressSpec {
     /// Serve HTTPS with the certificate in this Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<IngressTlsSpec>,
+    /// Namespace of the Ingress controller, whose pods the API's NetworkPolicy admits (matched
+    /// by the `kubernetes.io/metadata.name` label every namespace carries).
+    #[serde(default = "default_controller_namespace")]
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new(DNS_LABEL_RULE).message(DNS_LABEL_MESSAGE))]
+    pub controller_namespace: String,
+    /// Labels of the Ingress controller's pods in `controllerNamespace`, e.g.
+    /// `{app.kubernetes.io/name: ingress-nginx}`; every pod of that namespace when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_labels")]
+    #[x_kube(validation = Rule::new(LABEL_KEYS_RULE).message(LABEL_KEYS_MESSAGE))]
+    #[x_kube(validation = Rule::new(LABEL_VALUES_RULE).message(LABEL_VALUES_MESSAGE))]
+    pub controller_pod_labels: Option<BTreeMap<String, String>>,
 }
 
 /// TLS settings of the Ingress.
@@ -567,6 +606,9 @@ fn default_migration_timeout() -> i64 {
 }
 fn default_migration_backoff_limit() -> i32 {
     1
+}
+fn default_controller_namespace() -> String {
+    "ingress-nginx".into()
 }
 
 impl Default for DatabaseSpec {

@@ -131,6 +131,8 @@ mod tests {
         assert_eq!(
             kinds_and_names(&output),
             [
+                "NetworkPolicy/books-db",
+                "NetworkPolicy/books-api",
                 "StatefulSet/books-db",
                 "Deployment/books-api",
                 "Deployment/books-frontend",

@@ -89,6 +89,8 @@ pub struct ValidStack {
     /// What the status remembers of failed rollouts, per web tier: not retried until the spec
     /// changes.
     pub failed: FailedRollouts,
+    /// NetworkPolicies restrict who may connect to the database and the API.
+    pub network_policy: bool,
 }
 
 /// A rollout (or migration) that failed for one generation of the spec.

@@ -178,6 +178,26 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
                 "is not a valid Secret name",
             );
         }
+        problems.check(
+            is_dns_label(&ingress.controller_namespace),
+            "spec.ingress.controllerNamespace",
+            format!(
+                "{:?} is not a namespace name: lowercase letters, digits and '-', at most 63",
+                ingress.controller_namespace
+            ),
+        );
+        for (key, value) in ingress.controller_pod_labels.iter().flatten() {
+            problems.check(
+                is_label_key(key),
+                "spec.ingress.controllerPodLabels",
+                format!("{key:?} is not a label key"),
+            );
+            problems.check(
+                value.is_empty() || is_label_name(value),
+                "spec.ingress.controllerPodLabels",
+                format!("{value:?} (of {key:?}) is not a label value"),
+            );
+        }
     }
 
     if !problems.0.is_empty() {
@@ -204,6 +224,7 @@ pub fn validate(stack: &AppStack) -> Result<ValidStack, SpecError> {
         rollout: spec.rollout.clone(),
         generation: stack.metadata.generation,
         failed: failed_rollouts(stack),
+        network_policy: spec.network_policy,
         name,
     })
 }
@@ -395,6 +416,26 @@ fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= 253 && text.split('.').all(is_dns_label)
 }
 
+/// The name part of a label key, or a non-empty label value: at most 63 letters, digits, '-',
+/// '_' or '.', starting and ending with a letter or digit.
+fn is_label_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && text.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// A label key: an optional DNS subdomain prefix and '/', then a label name.
+fn is_label_key(text: &str) -> bool {
+    match text.split_once('/') {
+        Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
+        None => is_label_name(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -563,6 +604,36 @@ ingress: {host: "Bad_Host", apiPath: "api"}
             "only the API gets the generated variables"
         );
         assert!(validate(&stack_from_yaml("database: {name: my-books_2, user: _app}")).is_ok());
+    }
+
+    #[test]
+    fn checks_the_ingress_controller_selector() {
+        let stack = validate(&stack_from_yaml(
+            "ingress: {host: h.example.com, controllerPodLabels: {app.kubernetes.io/name: ingress-nginx, tier: ''}}",
+        ))
+        .unwrap();
+        assert_eq!(stack.ingress.unwrap().controller_namespace, "ingress-nginx");
+        assert!(stack.network_policy, "on by default");
+        for (spec, field) in [
+            (
+                "ingress: {host: h.example.com, controllerNamespace: Ingress_NGINX}",
+                "spec.ingress.controllerNamespace",
+            ),
+            (
+                "ingress: {host: h.example.com, controllerPodLabels: {'a b': x}}",
+                "spec.ingress.controllerPodLabels",
+            ),
+            (
+                "ingress: {host: h.example.com, controllerPodLabels: {Bad.Prefix/name: x}}",
+                "spec.ingress.controllerPodLabels",
+            ),
+            (
+                "ingress: {host: h.example.com, controllerPodLabels: {app: -x}}",
+                "spec.ingress.controllerPodLabels",
+            ),
+        ] {
+            assert_eq!(errors(spec)[0].field, field, "{spec}");
+        }
     }
 
     #[test]

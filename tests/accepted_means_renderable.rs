@@ -258,6 +258,34 @@ fn ingress() -> BoxedStrategy<Value> {
             "className",
             optional(0.3, one_of(strings(&["nginx"]), strings(&["Bad_Class"]))),
         ),
+        (
+            "controllerNamespace",
+            optional(
+                0.2,
+                one_of(
+                    strings(&["traefik", "kube-system"]),
+                    strings(&["Ingress_NGINX", "-x", ""]),
+                ),
+            ),
+        ),
+        (
+            "controllerPodLabels",
+            optional(
+                0.2,
+                one_of(
+                    vec![
+                        json!({}),
+                        json!({"app.kubernetes.io/name": "ingress-nginx", "tier": ""}),
+                    ],
+                    vec![
+                        json!({"a b": "x"}),
+                        json!({"Bad.Prefix/name": "x"}),
+                        json!({"app": "-x"}),
+                        json!({"app": "v".repeat(64)}),
+                    ],
+                ),
+            ),
+        ),
     ])
 }
 
@@ -270,6 +298,10 @@ fn spec() -> BoxedStrategy<Value> {
         ),
         ("database", optional(0.7, database())),
         ("ingress", optional(0.5, ingress())),
+        (
+            "networkPolicy",
+            optional(0.2, select(vec![json!(true), json!(false)]).boxed()),
+        ),
     ])
 }
 

@@ -178,9 +178,11 @@ fn render_output_is_accepted_by_the_api_server() {
     // Every child but the data objects, which render leaves out (README), and the migration
     // Job of the API image: the database runs as a StatefulSet or a Deployment, whichever the
     // operator uses.
-    assert_eq!(output.lines().count(), 11, "{output}");
+    assert_eq!(output.lines().count(), 13, "{output}");
     for object in [
         "job.batch/books-migrate-",
+        "networkpolicy.networking.k8s.io/books-db",
+        "networkpolicy.networking.k8s.io/books-api",
         "deployment.apps/books-api",
         "deployment.apps/books-frontend",
         "service/books-db",

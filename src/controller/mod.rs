@@ -21,7 +21,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -276,6 +276,7 @@ pub async fn run_until(
         )
         .owns(scope.api::<PodDisruptionBudget>(&client), children.clone())
         .owns(scope.api::<Job>(&client), children.clone())
+        .owns(scope.api::<NetworkPolicy>(&client), children.clone())
         .watches(scope.api::<Secret>(&client), children.clone(), stack_of)
         .watches(
             scope.api::<PersistentVolumeClaim>(&client),

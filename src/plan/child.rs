@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{ApiResource, ObjectMeta};
 use serde_json::Value;
@@ -24,6 +24,7 @@ pub enum Kind {
     Ingress,
     /// The migration Job of an API image.
     Job,
+    NetworkPolicy,
 }
 
 impl Kind {
@@ -40,6 +41,7 @@ impl Kind {
             Kind::DisruptionBudget => PodDisruptionBudget::KIND,
             Kind::Ingress => Ingress::KIND,
             Kind::Job => Job::KIND,
+            Kind::NetworkPolicy => NetworkPolicy::KIND,
         }
     }
 
@@ -55,6 +57,7 @@ impl Kind {
             Kind::DisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
             Kind::Ingress => ApiResource::erase::<Ingress>(&()),
             Kind::Job => ApiResource::erase::<Job>(&()),
+            Kind::NetworkPolicy => ApiResource::erase::<NetworkPolicy>(&()),
         }
     }
 }
@@ -95,6 +98,7 @@ pub enum Object {
     DisruptionBudget(PodDisruptionBudget),
     Ingress(Ingress),
     Job(Job),
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Object {
@@ -109,6 +113,7 @@ impl Object {
             Object::DisruptionBudget(_) => Kind::DisruptionBudget,
             Object::Ingress(_) => Kind::Ingress,
             Object::Job(_) => Kind::Job,
+            Object::NetworkPolicy(_) => Kind::NetworkPolicy,
         }
     }
 
@@ -123,6 +128,7 @@ impl Object {
             Object::DisruptionBudget(o) => &o.metadata,
             Object::Ingress(o) => &o.metadata,
             Object::Job(o) => &o.metadata,
+            Object::NetworkPolicy(o) => &o.metadata,
         }
     }
 
@@ -137,6 +143,7 @@ impl Object {
             Object::DisruptionBudget(o) => &mut o.metadata,
             Object::Ingress(o) => &mut o.metadata,
             Object::Job(o) => &mut o.metadata,
+            Object::NetworkPolicy(o) => &mut o.metadata,
         }
     }
 
@@ -156,6 +163,7 @@ impl Object {
             Object::DisruptionBudget(o) => serde_json::to_value(o),
             Object::Ingress(o) => serde_json::to_value(o),
             Object::Job(o) => serde_json::to_value(o),
+            Object::NetworkPolicy(o) => serde_json::to_value(o),
         };
         // Serialising a k8s-openapi type into a JSON value cannot fail: every map key is a string.
         value.unwrap_or(Value::Null)
@@ -173,6 +181,7 @@ impl Object {
             Kind::DisruptionBudget => Object::DisruptionBudget(serde_json::from_value(value)?),
             Kind::Ingress => Object::Ingress(serde_json::from_value(value)?),
             Kind::Job => Object::Job(serde_json::from_value(value)?),
+            Kind::NetworkPolicy => Object::NetworkPolicy(serde_json::from_value(value)?),
         })
     }
 }

@@ -24,7 +24,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use crate::names;
 use crate::reasons;
 use crate::resources::secret::{Credentials, credentials_secret};
-use crate::resources::{database, deployment, hpa, ingress, job, pdb, pvc, service};
+use crate::resources::{
+    database, deployment, hpa, ingress, job, network_policy, pdb, pvc, service,
+};
 use crate::stack::{Component, FailedRollout, ValidStack};
 use crate::status::{Blocker, RolloutState};
 use child::{Existing, Kind, Object, Slot};
@@ -165,6 +167,10 @@ fn desired_children(
         .flatten()
         .map(|object| (object.slot(), Some(object)))
         .collect();
+    // Right after the data and before the workloads: no pod ever reaches a database that has no
+    // policy yet.
+    let data = slots.iter().take_while(|(slot, _)| is_data(slot)).count();
+    slots.splice(data..data, network_policies(stack));
     let optional = web
         .iter()
         .map(|&c| {
@@ -212,6 +218,21 @@ pub fn desired_objects(
     Ok(objects)
 }
 
+/// The NetworkPolicies of the database and the API (`None` when switched off).
+fn network_policies(stack: &ValidStack) -> [(Slot, Option<Object>); 2] {
+    let slot = |component| Slot::new(Kind::NetworkPolicy, stack.child_name(component));
+    [
+        (
+            slot(Component::Database),
+            network_policy::database_policy(stack).map(Object::NetworkPolicy),
+        ),
+        (
+            slot(Component::Api),
+            network_policy::api_policy(stack).map(Object::NetworkPolicy),
+        ),
+    ]
+}
+
 /// Every slot the controller reads before planning.
 pub fn slots(stack: &ValidStack) -> Vec<Slot> {
     let mut slots = vec![];
@@ -236,6 +257,9 @@ pub fn slots(stack: &ValidStack) -> Vec<Slot> {
         ));
     }
     slots.push(Slot::new(Kind::Ingress, stack.ingress_name()));
+    for component in [Component::Database, Component::Api] {
+        slots.push(Slot::new(Kind::NetworkPolicy, stack.child_name(component)));
+    }
     if stack.migrations.is_some() {
         slots.push(Slot::new(
             Kind::Job,

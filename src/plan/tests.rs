@@ -72,6 +72,8 @@ fn a_new_stack_creates_everything_data_first() {
         [
             "CreateOnly Secret books-db-credentials",
             "CreateOnly PersistentVolumeClaim books-db-data",
+            "Create NetworkPolicy books-db",
+            "Create NetworkPolicy books-api",
             // Which Postgres writes the data, learned by a check of the database image.
             &format!(
                 "Create Job {}",
@@ -91,9 +93,9 @@ fn a_new_stack_creates_everything_data_first() {
     let Some(Step::Apply {
         object: Object::Deployment(api),
         ..
-    }) = plan.steps.get(4)
+    }) = plan.steps.get(6)
     else {
-        panic!("api Deployment fourth")
+        panic!("api Deployment seventh")
     };
     assert_eq!(
         api.spec.as_ref().unwrap().replicas,
@@ -148,9 +150,33 @@ fn optional_children_come_and_go() {
     assert_eq!(
         summary(&plan(&plain, &existing, "unused", &now())),
         [
+            "Update NetworkPolicy books-api",
             "Update Deployment books-api",
             "Delete HorizontalPodAutoscaler books-api",
             "Delete Ingress books",
+        ],
+        "without an Ingress, the API no longer admits the Ingress controller"
+    );
+}
+
+#[test]
+fn network_policies_go_when_switched_off_and_come_back() {
+    let (_, existing) = converged("");
+    let open = valid_stack("networkPolicy: false");
+    let plan_off = plan(&open, &existing, "unused", &now());
+    assert_eq!(
+        summary(&plan_off),
+        [
+            "Delete NetworkPolicy books-db",
+            "Delete NetworkPolicy books-api"
+        ]
+    );
+    let without = applied(&plan_off, existing);
+    assert_eq!(
+        summary(&plan(&valid_stack(""), &without, "unused", &now())),
+        [
+            "Create NetworkPolicy books-db",
+            "Create NetworkPolicy books-api"
         ]
     );
 }
@@ -233,8 +259,8 @@ fn a_recreated_stack_adopts_orphans_and_reuses_the_password() {
     let steps = summary(&plan);
     assert_eq!(
         steps.iter().filter(|s| s.starts_with("Adopted")).count(),
-        7,
-        "StatefulSet, two Deployments, three Services and the database image check: {steps:?}"
+        9,
+        "StatefulSet, two Deployments, three Services, the database image check and two NetworkPolicies: {steps:?}"
     );
     assert!(
         steps.iter().all(|s| s.starts_with("Adopted")),
@@ -337,8 +363,8 @@ fn every_slot_is_read() {
     let stack = valid_stack("");
     assert_eq!(
         slots(&stack).len(),
-        14,
-        "the database Deployment of earlier versions too"
+        16,
+        "the database Deployment of earlier versions and the NetworkPolicies too"
     );
     let external = valid_stack("database: {existingSecret: vault}");
     assert!(!slots(&external).iter().any(|s| s.kind == Kind::Secret));

@@ -7,6 +7,7 @@ pub mod filesystem;
 pub mod hpa;
 pub mod ingress;
 pub mod job;
+pub mod network_policy;
 pub mod pdb;
 pub mod pvc;
 pub mod requirements;

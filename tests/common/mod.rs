@@ -27,7 +27,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{
     Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -652,7 +652,7 @@ impl TestEnv {
     }
 
     /// Metadata of every object of a child kind (Deployment, StatefulSet, Service, Secret, claim,
-    /// HPA, PDB, Ingress) in the namespace that matches `selector`, by "Kind/name".
+    /// HPA, PDB, Ingress, NetworkPolicy) in the namespace that matches `selector`, by "Kind/name".
     pub async fn children_meta(&self, selector: &str) -> BTreeMap<String, ObjectMeta> {
         let mut found = BTreeMap::new();
         self.collect::<Deployment>(selector, &mut found).await;
@@ -666,6 +666,7 @@ impl TestEnv {
         self.collect::<PodDisruptionBudget>(selector, &mut found)
             .await;
         self.collect::<Ingress>(selector, &mut found).await;
+        self.collect::<NetworkPolicy>(selector, &mut found).await;
         found
     }
 
