@@ -1,5 +1,6 @@
 //! Prometheus metrics, served on `/metrics`.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -8,6 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::crd::Phase;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -25,6 +28,14 @@ struct WriteLabels {
     action: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// The phase of every stack the operator sees (`None`: no status yet), read at each scrape.
+pub type StackPhases = Box<dyn Fn() -> Vec<Option<Phase>> + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<OutcomeLabels, Counter>,
@@ -33,6 +44,10 @@ pub struct Metrics {
     child_writes: Family<WriteLabels, Counter>,
     status_writes: Counter,
     leader: Gauge,
+    stacks: Family<PhaseLabels, Gauge>,
+    /// Where `stacks` is counted from: the controller's AppStack cache, so that a deleted stack
+    /// leaves the count with the cache, however it went.
+    stack_phases: Mutex<Option<StackPhases>>,
 }
 
 impl Default for Metrics {
@@ -46,6 +61,7 @@ impl Default for Metrics {
         let child_writes = Family::<WriteLabels, Counter>::default();
         let status_writes = Counter::default();
         let leader = Gauge::default();
+        let stacks = Family::<PhaseLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles by outcome", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -72,6 +88,11 @@ impl Default for Metrics {
             "1 while this replica holds the Lease and runs the controller, else 0",
             leader.clone(),
         );
+        registry.register(
+            "stacks",
+            "AppStacks by status.phase (Pending: no status yet)",
+            stacks.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -80,6 +101,8 @@ impl Default for Metrics {
             child_writes,
             status_writes,
             leader,
+            stacks,
+            stack_phases: Mutex::default(),
         }
     }
 }
@@ -113,13 +136,61 @@ impl Metrics {
         self.leader.set(i64::from(leading));
     }
 
+    /// Count the stacks from `phases` at each scrape (the controller passes its AppStack cache).
+    pub fn count_stacks(&self, phases: StackPhases) {
+        *self.stack_phases.lock().unwrap_or_else(|p| p.into_inner()) = Some(phases);
+    }
+
+    /// Stop counting and expose no count: the controller stopped (this replica no longer leads,
+    /// or shuts down), so its cache is no longer kept up to date.
+    pub fn stop_counting_stacks(&self) {
+        *self.stack_phases.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.stacks.clear();
+    }
+
+    fn update_stacks(&self) {
+        let source = self.stack_phases.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(phases) = source.as_ref() else {
+            return;
+        };
+        for (phase, count) in count_by_phase(phases()) {
+            self.stacks.get_or_create(&PhaseLabels { phase }).set(count);
+        }
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
+        self.update_stacks();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
+}
+
+/// Every phase with its number of stacks, zeros included, so that a phase that empties reads 0
+/// rather than keeping its last count. A stack without a status yet counts as Pending.
+fn count_by_phase(phases: Vec<Option<Phase>>) -> [(&'static str, i64); 6] {
+    let mut counts = [
+        ("Pending", 0),
+        ("Progressing", 0),
+        ("Ready", 0),
+        ("Degraded", 0),
+        ("Failed", 0),
+        ("Deleting", 0),
+    ];
+    for phase in phases {
+        let index = match phase.unwrap_or(Phase::Pending) {
+            Phase::Pending => 0,
+            Phase::Progressing => 1,
+            Phase::Ready => 2,
+            Phase::Degraded => 3,
+            Phase::Failed => 4,
+            Phase::Deleting => 5,
+        };
+        counts[index].1 += 1;
+    }
+    counts
 }
 
 #[cfg(test)]
@@ -144,5 +215,43 @@ mod tests {
             text.contains("appstack_child_writes_total{kind=\"Deployment\",action=\"Created\"} 1")
         );
         assert!(text.contains("appstack_reconcile_duration_seconds_count{outcome=\"success\"} 1"));
+    }
+
+    #[test]
+    fn stacks_are_counted_by_phase_at_each_scrape() {
+        let metrics = Metrics::default();
+        let stacks = std::sync::Arc::new(Mutex::new(vec![
+            Some(Phase::Ready),
+            Some(Phase::Ready),
+            None,
+            Some(Phase::Failed),
+        ]));
+        let source = stacks.clone();
+        metrics.count_stacks(Box::new(move || source.lock().unwrap().clone()));
+        let text = metrics.encode();
+        for line in [
+            "appstack_stacks{phase=\"Ready\"} 2",
+            "appstack_stacks{phase=\"Pending\"} 1",
+            "appstack_stacks{phase=\"Failed\"} 1",
+            "appstack_stacks{phase=\"Degraded\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        // Deleted stacks leave the source, and the count follows.
+        stacks.lock().unwrap().clear();
+        let text = metrics.encode();
+        assert!(
+            text.contains("appstack_stacks{phase=\"Ready\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("appstack_stacks{phase=\"Failed\"} 0"),
+            "{text}"
+        );
+        // The controller stopped (leadership lost): no count at all rather than a stale one.
+        stacks.lock().unwrap().push(Some(Phase::Ready));
+        metrics.stop_counting_stacks();
+        let text = metrics.encode();
+        assert!(!text.contains("appstack_stacks{"), "{text}");
     }
 }

@@ -258,8 +258,16 @@ pub async fn run_until(
     // The AppStack watch is built here, not by `Controller::new`, so that its InitDone event can
     // mark the operator ready. `Store::wait_until_ready` wakes only its last waiter and the
     // controller's runner is one, so a second waiter would never wake.
-    let (stacks_cache, stacks_writer) = reflector::store();
+    let (stacks_cache, stacks_writer) = reflector::store::<AppStack>();
     let synced = ready.clone();
+    let cache = stacks_cache.clone();
+    ctx.metrics.count_stacks(Box::new(move || {
+        cache
+            .state()
+            .iter()
+            .map(|stack| stack.status.as_ref().and_then(|s| s.phase))
+            .collect()
+    }));
     let stacks = watcher(scope.api::<AppStack>(&client), watcher::Config::default())
         .reflect(stacks_writer)
         .inspect(move |event| track_readiness(event, &synced))
@@ -284,6 +292,7 @@ pub async fn run_until(
             stack_of,
         )
         .graceful_shutdown_on(stopped.map(drop));
+    let metrics = ctx.metrics.clone();
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -301,6 +310,8 @@ pub async fn run_until(
         .await;
     bridge.abort();
     ready.store(false, Ordering::Relaxed);
+    // A replica that no longer leads must not go on reporting its last count.
+    metrics.stop_counting_stacks();
     tracing::info!("controller stopped");
 }
 
