@@ -12,6 +12,7 @@ pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod plan;
+pub mod plugin;
 pub mod quantity;
 pub mod reasons;
 pub mod render;
