@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project, as the README's "Testing" section and CI run it:
 #   1. formatting and lints (cargo fmt, clippy, shellcheck);
-#   2. the local control plane (built from the Kubernetes Go modules, cached), then
-#      `cargo test`: unit tests plus the integration tests against that control plane, and the
-#      fault-injection suite at its CI size (tests/faults/run.sh);
+#   2. the local control plane (built from the Kubernetes Go modules, cached), the Go test tools
+#      (tests/tools/build.sh: the GitOps health checker and promtool, cached), then `cargo test`:
+#      unit tests plus the integration tests against that control plane, and the fault-injection
+#      suite at its CI size (tests/faults/run.sh);
 #   3. the README's one-command trial (tests/cluster/try.sh) and the e2e script against it;
 #   4. the sample app's pytest (real Postgres) and Vitest suites, actionlint, and kube-score on
 #      the render of every example and on deploy/ (tests/lint-manifests.sh);
@@ -33,7 +34,7 @@ log "cargo fmt --check, clippy, shellcheck"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 shellcheck -x tests/*.sh tests/cluster/*.sh tests/cluster/images/*.sh tests/e2e/*.sh \
-  tests/faults/*.sh tests/real-node/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
+  tests/faults/*.sh tests/real-node/*.sh tests/tools/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
 trap 'bash tests/cluster/down.sh || true' EXIT
@@ -42,14 +43,26 @@ bash tests/cluster/smoke-test.sh
 # shellcheck source=/dev/null
 source "$CLUSTER_DIR/env"
 
+# The Go programs the tests run: built once, cached under ~/.cache/appstack-tools (cold: minutes,
+# see the README; warm: 0 s). Then the Argo CD health check and kstatus on the checked-in captures,
+# offline (tests/gitops.rs captures them afresh from the control plane below).
+log "Go test tools (tests/tools/build.sh), GitOps health on the checked-in captures"
+t0=$SECONDS
+GITOPS_CHECK="$(bash tests/tools/build.sh gitops-check)"
+t1=$SECONDS
+bash tests/tools/build.sh promtool >/dev/null
+echo "tools: gitops-check $((t1 - t0))s, promtool $((SECONDS - t1))s"
+"${GITOPS_CHECK}" tests/gitops/fixtures
+
 log "cargo test (unit + integration)"
-# The property test and the fault walk report figures (specs tried and accepted; rounds, faults,
-# violations): run them apart with their output shown.
-# The leader failover test prints its hand-over times.
-reporting=(accepted_means_renderable faults leader_election)
+# The property test, the fault walk and the GitOps captures report figures (specs tried and
+# accepted; rounds, faults, violations; each phase's Argo CD health and kstatus): run them apart
+# with their output shown. The leader failover test prints its hand-over times.
+reporting=(accepted_means_renderable faults leader_election gitops)
 cargo test --locked -- --skip every_accepted_spec_renders_children_the_server_accepts \
   --skip deletes_recreates_and_operator_kills_lose_nothing \
-  --skip a_standby_takes_over_after_sigkill_and_at_once_after_sigterm
+  --skip a_standby_takes_over_after_sigkill_and_at_once_after_sigterm \
+  --skip every_phase_has_the_expected_argo_cd_health_and_kstatus
 cargo test --locked "${reporting[@]/#/--test=}" -- --show-output
 
 # The fault-injection suite at its CI size (it restarts this cluster's API server and etcd).
@@ -92,6 +105,9 @@ log "real node: tests/cluster/up.sh --real-node"
 timed up bash tests/cluster/up.sh --real-node
 log "real node: tests/cluster/images.sh"
 timed images bash tests/cluster/images.sh
+# kubectl appstack for the real-pod tests' psql test: the release build images.sh just made for
+# the operator leaves only the plugin's binary to build and link.
+timed plugin cargo build --release --locked --quiet --bin kubectl-appstack
 log "real node: the e2e script (operator as a pod, traffic on)"
 timed e2e bash tests/e2e/run.sh "$CLUSTER_DIR/kubeconfig"
 log "real node: real-pod tests (tests/real-node/run.sh)"

@@ -19,7 +19,10 @@
 #   6. every container of the stack and the operator runs on a read-only root filesystem (the
 #      kernel's mount table says so, a write to / fails), and each tier can write exactly where
 #      its image must (the API and frontend /tmp, Postgres /var/run/postgresql and /tmp); the
-#      migration and database-check Jobs ran to success on read-only roots.
+#      migration and database-check Jobs ran to success on read-only roots;
+#   7. `kubectl appstack psql` (target/release/kubectl-appstack, from `cargo build --release`)
+#      runs psql in the database pod as the stack's user, with SQL from an argument or from
+#      standard input, and the password is on no process's command line on this machine.
 #
 #   tests/real-node/run.sh          (APPSTACK_CLUSTER_DIR: which real node; default target/cluster)
 #
@@ -433,12 +436,52 @@ test_read_only_root_filesystems() {
   note "${jobs} Jobs (migrations, database check) succeeded; their ${pods} pods all had a read-only root"
 }
 
+# ------------------------------------------------------------------------ 7
+PLUGIN="${CARGO_TARGET_DIR:-${REPO_ROOT}/target}/release/kubectl-appstack"
+# appstack <args>: `kubectl appstack` with the plugin on PATH, as the README installs it.
+appstack() { PATH="$(dirname "${PLUGIN}"):${PATH}" k appstack "$@"; }
+# The processes on this machine (the containers' included) whose command line holds $1.
+command_lines_with() {
+  local f
+  for f in /proc/[0-9]*/cmdline; do
+    tr '\0' ' ' <"${f}" 2>/dev/null | grep -qF -- "$1" && echo "${f}"
+  done
+  return 0
+}
+test_kubectl_appstack_psql() {
+  local out password session found running
+  [[ -x "${PLUGIN}" ]] || { fail "no ${PLUGIN}: cargo build --release first"; return 1; }
+  stack_ready || { fail "appstack/${STACK} not Ready"; return 1; }
+  out="$(appstack psql "${STACK}" -n "${NS}" -- -X -t -A \
+    -c 'SELECT current_user, current_database(), count(*) > 0 FROM books' </dev/null)" ||
+    { fail "kubectl appstack psql: ${out}"; return 1; }
+  [[ "${out}" == "$(secret_value username)|$(secret_value database)|t" ]] ||
+    { fail "psql answered '${out}'"; return 1; }
+  out="$(echo 'SELECT 40 + 2;' | appstack psql "${STACK}" -n "${NS}" -- -X -t -A)" ||
+    { fail "SQL on standard input: ${out}"; return 1; }
+  [[ "${out}" == 42 ]] || { fail "SQL on standard input answered '${out}'"; return 1; }
+  note "as $(secret_value username) on database $(secret_value database), SQL from -c and from standard input"
+  # While a session runs, no command line holds the password (the shell in the container, psql,
+  # kubectl, the plugin's exec), and the session's psql is there to look at.
+  password="$(secret_value password)"
+  echo 'SELECT pg_sleep(4);' | appstack psql "${STACK}" -n "${NS}" -- -X -q >/dev/null &
+  session=$!
+  wait_until 20 "the session's psql" pgrep -f -- "psql --host 127.0.0.1 --username" >/dev/null ||
+    { wait "${session}"; return 1; }
+  found="$(command_lines_with "${password}")"
+  running="$(pgrep -af -- "psql --host 127.0.0.1 --username" | head -1 | cut -d' ' -f2-)"
+  wait "${session}" || { fail "the session failed"; return 1; }
+  [[ -z "${found}" ]] || { fail "the password is on the command line of ${found}"; return 1; }
+  note "during a session psql runs as '${running}'; no command line holds the password"
+}
+
 run_test "database pod Ready only when Postgres accepts connections" test_database_ready_means_accepting
 run_test "deleting the database pod loses no rows" test_database_pod_delete_keeps_rows
 run_test "rolling update of the API image loses no request" test_rolling_update_loses_no_request
 run_test "restricted Pod Security on every pod of the stack and on the operator" test_restricted_pod_security
 run_test "database liveness tolerates a Postgres that rejects connections" test_database_liveness_tolerates_rejecting
 run_test "read-only root filesystems, writable only where each image must write" test_read_only_root_filesystems
+run_test "kubectl appstack psql: the stack's database, no password on a command line" test_kubectl_appstack_psql
 
 if [[ "${REAL_NODE_KEEP:-0}" != 1 && ${#FAILED[@]} -eq 0 ]]; then
   k delete namespace "${NS}" --wait --timeout=180s >/dev/null
