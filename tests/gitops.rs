@@ -1,6 +1,6 @@
 //! GitOps health, proven on real status: stacks are driven into every phase on the local control
-//! plane (Ready, Pending, Progressing, Degraded with and without Stalled, Failed, Deleting, and a
-//! status behind its spec), each AppStack is captured as the API server returns it, and
+//! plane (Ready, Pending, Progressing, Degraded with and without Stalled, rolled back, with a
+//! failed migration, Failed, Deleting, and a status behind its spec), each AppStack is captured as the API server returns it, and
 //! `tests/gitops` (a Go program) runs the Argo CD health check `deploy/gitops/health.lua` the way
 //! Argo CD runs it and computes kstatus (what Flux's health checks use) on every capture.
 //!
@@ -26,6 +26,10 @@ use serde_json::{Value, json};
 
 /// A test finalizer that holds a deleted stack in `Deleting` long enough to capture it.
 const HOLD: &str = "test.appstack.dev/hold";
+/// Images two KWOK stages of the test cluster play as failing (tests/cluster/manifests/kwok.yaml):
+/// pods stay in ErrImagePull; migration Job pods fail.
+const UNPULLABLE: &str = "appstack.invalid/unpullable:1";
+const FAILING_JOB: &str = "appstack.invalid/failing-job:1";
 
 /// One capture: the case, what Argo CD and kstatus must say, and the object.
 struct Capture {
@@ -189,12 +193,18 @@ async fn every_phase_has_the_expected_argo_cd_health_and_kstatus() {
     env.apply_stack(&small_stack("nosecret", "existingSecret: vault-db"))
         .await
         .unwrap();
-    for name in ["ready", "stalled", "deleting"] {
+    for name in ["ready", "stalled", "deleting", "rollback"] {
         env.apply_stack(&small_stack(name, "")).await.unwrap();
     }
+    env.apply_stack(&stack_with(
+        "migrate",
+        "  api: {image: registry.example.com/api:1, migrations: {command: [flask, db, upgrade]}}\n  frontend: {image: registry.example.com/web:1}\n",
+    ))
+    .await
+    .unwrap();
 
     let mut captures = Vec::new();
-    for name in ["ready", "stalled", "deleting"] {
+    for name in ["ready", "stalled", "deleting", "rollback", "migrate"] {
         env.wait_ready(name).await;
     }
     captures.push(capture(&env, "ready", "ready", "Current").await);
@@ -221,6 +231,17 @@ async fn every_phase_has_the_expected_argo_cd_health_and_kstatus() {
     .await;
     wait_phase(&env, "stalled", Phase::Degraded, "ProgressDeadlineExceeded").await;
     captures.push(capture(&env, "degraded-stalled", "stalled", "Failed").await);
+
+    // A new API image whose pods cannot pull: rolled back to the last good one, Degraded.
+    env.patch_spec("rollback", json!({"api": {"image": UNPULLABLE}}))
+        .await;
+    wait_phase(&env, "rollback", Phase::Degraded, "RolledBack").await;
+    captures.push(capture(&env, "degraded-rolled-back", "rollback", "Failed").await);
+    // A new API image whose migration fails: the running version stays, Degraded.
+    env.patch_spec("migrate", json!({"api": {"image": FAILING_JOB}}))
+        .await;
+    wait_phase(&env, "migrate", Phase::Degraded, "MigrationFailed").await;
+    captures.push(capture(&env, "degraded-migration-failed", "migrate", "Failed").await);
 
     // Deleted, held by a finalizer of the test's: the operator reports Deleting.
     env.edit_finalizers::<AppStack>("deleting", |mut f| {

@@ -105,6 +105,13 @@ async fn status_shows_the_tree_and_why_something_is_not_ready() {
             .1
             .starts_with("2/2 ready")
     );
+    let job =
+        appstack_operator::names::migration_job("books", "ghcr.io/appstack-dev/books-api:0.1.0");
+    assert_eq!(
+        row(&output, &format!("Job/{job}")),
+        ("True", "migration succeeded"),
+        "the example's migration Job: {output}"
+    );
     assert_eq!(row(&output, "Pod/books-db-0").0, "True", "{output}");
     for object in [
         "Secret/books-db-credentials",

@@ -15,6 +15,8 @@ use kube::{Api, Client, ResourceExt};
 use crate::crd::AppStack;
 use crate::names;
 use crate::plan::child::{Kind, Object, Slot};
+use crate::plan::migration::{JobState, job_state};
+use crate::resources::job::MIGRATIONS_COMPONENT;
 use crate::resources::{APP_NAME, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME};
 use crate::stack::Component;
 use crate::status::{READY, RolloutState, STALLED};
@@ -100,9 +102,14 @@ pub fn child_slots(stack: &AppStack) -> Vec<Slot> {
         Slot::new(Kind::NetworkPolicy, child(Component::Database)),
         Slot::new(Kind::NetworkPolicy, child(Component::Api)),
         Slot::new(Kind::StatefulSet, child(Component::Database)),
-        Slot::new(Kind::Deployment, child(Component::Api)),
-        Slot::new(Kind::Deployment, child(Component::Frontend)),
     ];
+    // The migration Job of the API image the spec names, before the API it gates.
+    if stack.spec.api.migrations.is_some() {
+        let job = names::migration_job(&name, &stack.spec.api.image);
+        slots.push(Slot::new(Kind::Job, job));
+    }
+    slots.push(Slot::new(Kind::Deployment, child(Component::Api)));
+    slots.push(Slot::new(Kind::Deployment, child(Component::Frontend)));
     for component in Component::ALL {
         slots.push(Slot::new(Kind::Service, child(component)));
     }
@@ -196,7 +203,7 @@ pub fn report(snapshot: &Snapshot) -> (String, Vec<Row>) {
         let title = format!("{}/{}", slot.kind.name(), slot.name);
         match read {
             Read::Found(object) => {
-                let (ready, detail) = describe(object);
+                let (ready, detail) = describe(object, &snapshot.pods);
                 rows.push(row(1, title, ready, detail));
                 if let Some(component) = workload_component(slot) {
                     rows.extend(pods_of(&snapshot.pods, component));
@@ -212,17 +219,19 @@ pub fn report(snapshot: &Snapshot) -> (String, Vec<Row>) {
     (header, rows)
 }
 
-fn workload_component(slot: &Slot) -> Option<Component> {
+/// The `app.kubernetes.io/component` of the pods shown under a workload.
+fn workload_component(slot: &Slot) -> Option<&'static str> {
     match slot.kind {
-        Kind::StatefulSet => Some(Component::Database),
-        Kind::Deployment if slot.name.ends_with("-api") => Some(Component::Api),
-        Kind::Deployment if slot.name.ends_with("-frontend") => Some(Component::Frontend),
+        Kind::StatefulSet => Some(Component::Database.label()),
+        Kind::Job => Some(MIGRATIONS_COMPONENT),
+        Kind::Deployment if slot.name.ends_with("-api") => Some(Component::Api.label()),
+        Kind::Deployment if slot.name.ends_with("-frontend") => Some(Component::Frontend.label()),
         _ => None,
     }
 }
 
 /// Readiness (`None` where it does not apply) and what to say about one child.
-fn describe(object: &Object) -> (Option<bool>, String) {
+fn describe(object: &Object, pods: &[Pod]) -> (Option<bool>, String) {
     if object.meta().deletion_timestamp.is_some() {
         return (Some(false), "being deleted".into());
     }
@@ -236,6 +245,11 @@ fn describe(object: &Object) -> (Option<bool>, String) {
         Object::DisruptionBudget(pdb) => budget_state(pdb),
         Object::Ingress(ingress) => (None, ingress_summary(ingress)),
         Object::NetworkPolicy(policy) => (None, policy_summary(policy)),
+        Object::Job(job) => match job_state(job, pods) {
+            JobState::Succeeded => (Some(true), "migration succeeded".into()),
+            JobState::Running => (Some(false), "migration running".into()),
+            JobState::Failed(why) => (Some(false), format!("migration failed: {why}")),
+        },
     }
 }
 
@@ -411,16 +425,22 @@ fn policy_summary(policy: &NetworkPolicy) -> String {
 }
 
 /// The pods of `component`, as rows under their workload.
-fn pods_of(pods: &[Pod], component: Component) -> Vec<Row> {
+fn pods_of(pods: &[Pod], component: &str) -> Vec<Row> {
     let mut mine: Vec<&Pod> = pods
         .iter()
-        .filter(|p| p.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(component.label()))
+        .filter(|p| p.labels().get(LABEL_COMPONENT).map(String::as_str) == Some(component))
         .collect();
     mine.sort_by_key(|p| p.name_any());
     mine.into_iter()
         .map(|pod| {
+            let title = format!("Pod/{}", pod.name_any());
+            let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+            // A migration's pod that finished: readiness no longer applies.
+            if phase == Some("Succeeded") {
+                return row(2, title, None, "Succeeded".into());
+            }
             let (ready, detail) = pod_state(pod);
-            row(2, format!("Pod/{}", pod.name_any()), Some(ready), detail)
+            row(2, title, Some(ready), detail)
         })
         .collect()
 }
@@ -713,6 +733,35 @@ mod tests {
         assert_eq!(
             rows[0].detail,
             "NameConflict: Service books-api exists and is not this stack's"
+        );
+    }
+
+    #[test]
+    fn a_migration_job_shows_with_its_pods() {
+        let mut snapshot = snapshot();
+        snapshot.children = vec![(
+            Slot::new(Kind::Job, "books-migrate-0a1b2c3d4e"),
+            found(
+                Kind::Job,
+                json!({"metadata": {"name": "books-migrate-0a1b2c3d4e"},
+                       "status": {"conditions": [{"type": "Complete", "status": "True"}]}}),
+            ),
+        )];
+        snapshot.pods = vec![
+            serde_json::from_value(json!({
+                "metadata": {"name": "books-migrate-0a1b2c3d4e-x", "labels": {"app.kubernetes.io/component": "migrations"}},
+                "status": {"phase": "Succeeded"}
+            }))
+            .unwrap(),
+        ];
+        let (_, rows) = report(&snapshot);
+        let lines: Vec<(usize, &str, &str)> = rows[1..]
+            .iter()
+            .map(|r| (r.depth, r.ready, r.detail.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(1, "True", "migration succeeded"), (2, "-", "Succeeded")]
         );
     }
 
