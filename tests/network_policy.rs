@@ -102,8 +102,8 @@ async fn network_policies_admit_only_the_stack_and_go_when_switched_off() {
     assert_eq!(sources.len(), 1);
     assert_eq!(
         selected_components(&env, sources[0].pod_selector.as_ref().unwrap()).await,
-        ["api"],
-        "of the running pods, only the API's reach the database (migration Jobs too when they run)"
+        ["api", "migrations"],
+        "of the stack's pods, the API's and the migration Job's (the example has api.migrations) reach the database"
     );
 
     let api = env.get::<NetworkPolicy>("books-api").await;
