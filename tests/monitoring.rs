@@ -238,7 +238,7 @@ fn promtool_checks_the_rules_and_the_dashboard_queries_and_runs_the_alert_tests(
     let rules = serde_saphyr::to_string(&rule["spec"]).unwrap();
     std::fs::write(dir.join("rules.yaml"), rules).unwrap();
     let checked = run_promtool(&dir, &["check", "rules", "rules.yaml"]);
-    assert!(checked.contains("SUCCESS: 3 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 4 rules found"), "{checked}");
 
     // Each dashboard query as a recording rule, so that promtool parses it; Grafana fills in
     // $__rate_interval.
