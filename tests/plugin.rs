@@ -112,6 +112,12 @@ async fn status_shows_the_tree_and_why_something_is_not_ready() {
         ("True", "migration succeeded"),
         "the example's migration Job: {output}"
     );
+    let check = appstack_operator::names::database_check_job("books", "postgres:17");
+    assert_eq!(
+        row(&output, &format!("Job/{check}")),
+        ("True", "database image check succeeded"),
+        "{output}"
+    );
     assert_eq!(row(&output, "Pod/books-db-0").0, "True", "{output}");
     for object in [
         "Secret/books-db-credentials",

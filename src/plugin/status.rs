@@ -16,7 +16,7 @@ use crate::crd::AppStack;
 use crate::names;
 use crate::plan::child::{Kind, Object, Slot};
 use crate::plan::migration::{JobState, job_state};
-use crate::resources::job::MIGRATIONS_COMPONENT;
+use crate::resources::job::{DATABASE_CHECK_COMPONENT, MIGRATIONS_COMPONENT};
 use crate::resources::{APP_NAME, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_NAME};
 use crate::stack::Component;
 use crate::status::{READY, RolloutState, STALLED};
@@ -101,6 +101,11 @@ pub fn child_slots(stack: &AppStack) -> Vec<Slot> {
         Slot::new(Kind::Claim, names::data_claim(&name)),
         Slot::new(Kind::NetworkPolicy, child(Component::Database)),
         Slot::new(Kind::NetworkPolicy, child(Component::Api)),
+        // The check of the database image (gone an hour after it finished).
+        Slot::new(
+            Kind::Job,
+            names::database_check_job(&name, &stack.spec.database.image),
+        ),
         Slot::new(Kind::StatefulSet, child(Component::Database)),
     ];
     // The migration Job of the API image the spec names, before the API it gates.
@@ -223,6 +228,7 @@ pub fn report(snapshot: &Snapshot) -> (String, Vec<Row>) {
 fn workload_component(slot: &Slot) -> Option<&'static str> {
     match slot.kind {
         Kind::StatefulSet => Some(Component::Database.label()),
+        Kind::Job if slot.name.contains("-dbcheck-") => Some(DATABASE_CHECK_COMPONENT),
         Kind::Job => Some(MIGRATIONS_COMPONENT),
         Kind::Deployment if slot.name.ends_with("-api") => Some(Component::Api.label()),
         Kind::Deployment if slot.name.ends_with("-frontend") => Some(Component::Frontend.label()),
@@ -245,11 +251,17 @@ fn describe(object: &Object, pods: &[Pod]) -> (Option<bool>, String) {
         Object::DisruptionBudget(pdb) => budget_state(pdb),
         Object::Ingress(ingress) => (None, ingress_summary(ingress)),
         Object::NetworkPolicy(policy) => (None, policy_summary(policy)),
-        Object::Job(job) => match job_state(job, pods) {
-            JobState::Succeeded => (Some(true), "migration succeeded".into()),
-            JobState::Running => (Some(false), "migration running".into()),
-            JobState::Failed(why) => (Some(false), format!("migration failed: {why}")),
-        },
+        Object::Job(job) => {
+            let what = match job.labels().get(LABEL_COMPONENT).map(String::as_str) {
+                Some(DATABASE_CHECK_COMPONENT) => "database image check",
+                _ => "migration",
+            };
+            match job_state(job, pods) {
+                JobState::Succeeded => (Some(true), format!("{what} succeeded")),
+                JobState::Running => (Some(false), format!("{what} running")),
+                JobState::Failed(why) => (Some(false), format!("{what} failed: {why}")),
+            }
+        }
     }
 }
 
