@@ -19,8 +19,9 @@ use crate::stack::Component;
 /// The Postgres container of the database pod (see `resources::database`).
 pub const CONTAINER: &str = "postgres";
 
-/// Runs in the container: `$@` are the user's psql arguments.
-const SCRIPT: &str = r#"PGPASSWORD="$POSTGRES_PASSWORD" exec psql --host 127.0.0.1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" "$@""#;
+/// Runs in the container: `$@` are the user's psql arguments. No history file: the container's
+/// root is read-only, and a session's SQL is not worth keeping in the pod.
+const SCRIPT: &str = r#"PGPASSWORD="$POSTGRES_PASSWORD" PSQL_HISTORY=/dev/null exec psql --host 127.0.0.1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" "$@""#;
 
 /// Where `kubectl` must point: the same kubeconfig and context as the plugin.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
