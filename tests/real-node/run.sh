@@ -170,6 +170,10 @@ test_database_ready_means_accepting() {
   # readiness follows Postgres.
 
   # A Postgres that stops answering must take the pod out of Ready, and back in when it answers.
+  # First the stack's migration Job must be done: frozen under it, both its attempts fail and
+  # the stack stops at MigrationFailed (seen on this node).
+  k -n "${NS}" wait --for=condition=Ready "appstack/${STACK}" --timeout=180s >/dev/null ||
+    { fail "appstack/${STACK} not Ready before the freeze"; return 1; }
   pid="$(container_pid "${NS}" "${pod}")"
   [[ -n "${pid}" ]] || { fail "no containerd task for ${pod}"; return 1; }
   kill -STOP "${pid}"
