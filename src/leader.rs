@@ -30,6 +30,8 @@ use serde_json::json;
 /// The Lease's name, in the operator's namespace.
 pub const LEASE_NAME: &str = "appstack-operator";
 const MANAGER: &str = "appstack-operator-leader";
+/// `leaseDurationSeconds` unless `--lease-duration-seconds` says otherwise.
+pub const DEFAULT_LEASE_SECONDS: u64 = 12;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -43,17 +45,26 @@ pub struct Timing {
     pub retry: Duration,
 }
 
+impl Timing {
+    /// The timing of a Lease honoured for `lease`: the leader renews six times per lease and
+    /// steps down after three quarters of it without a renewal, so it has stopped before a
+    /// standby (reading every second at most) may take over.
+    pub fn for_lease(lease: Duration) -> Self {
+        Self {
+            lease,
+            renew_every: lease / 6,
+            renew_deadline: lease * 3 / 4,
+            retry: (lease / 4).min(Duration::from_secs(1)),
+        }
+    }
+}
+
 impl Default for Timing {
     /// A SIGKILLed leader is replaced within 13 s of its last renewal, a released Lease is
     /// taken within 1 s; the API server may be away (or too slow) for 9 s before the leader
     /// steps down.
     fn default() -> Self {
-        Self {
-            lease: Duration::from_secs(12),
-            renew_every: Duration::from_secs(2),
-            renew_deadline: Duration::from_secs(9),
-            retry: Duration::from_secs(1),
-        }
+        Self::for_lease(Duration::from_secs(DEFAULT_LEASE_SECONDS))
     }
 }
 
@@ -407,13 +418,21 @@ mod tests {
 
     #[test]
     fn the_leader_steps_down_before_a_standby_may_take_over() {
-        let timing = Timing::default();
-        assert!(timing.renew_deadline < timing.lease);
-        assert!(
-            timing.renew_every * 3 <= timing.renew_deadline,
-            "three tries per deadline"
+        for seconds in [2, 3, 4, 12, 60, 300] {
+            let timing = Timing::for_lease(SECOND * seconds);
+            assert!(timing.renew_deadline < timing.lease, "{seconds} s");
+            assert!(
+                timing.renew_every * 3 <= timing.renew_deadline,
+                "three tries per deadline ({seconds} s)"
+            );
+            assert!(timing.retry <= SECOND && timing.retry > Duration::ZERO);
+        }
+        let default = Timing::default();
+        assert_eq!(
+            (default.renew_every, default.renew_deadline, default.retry),
+            (SECOND * 2, SECOND * 9, SECOND),
+            "the shipped timing"
         );
-        assert!(timing.lease + timing.retry < Duration::from_secs(15));
-        assert!(timing.retry < Duration::from_secs(2));
+        assert!(default.lease + default.retry < Duration::from_secs(15));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use appstack_operator::controller::{self, Context, Scope};
 use appstack_operator::crd::AppStack;
-use appstack_operator::leader::{Elector, Leadership, Timing};
+use appstack_operator::leader::{DEFAULT_LEASE_SECONDS, Elector, Leadership, Timing};
 use appstack_operator::metrics::Metrics;
 use appstack_operator::telemetry::{self, LogFormat};
 use appstack_operator::{render, server};
@@ -71,6 +71,12 @@ struct RunArgs {
     /// Namespace of the Lease: the operator's own.
     #[arg(long, env = "POD_NAMESPACE", default_value = "appstack-system")]
     lease_namespace: String,
+    /// How long the Lease of a leader that stopped renewing is honoured: a SIGKILLed leader is
+    /// replaced after about this long. Shorter fails over sooner but makes a leader step down
+    /// during a shorter outage of the API server.
+    #[arg(long, env = "LEASE_DURATION_SECONDS", default_value_t = DEFAULT_LEASE_SECONDS,
+        value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_duration_seconds: u64,
 }
 
 fn main() -> ExitCode {
@@ -149,7 +155,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 lease_client,
                 &args.lease_namespace,
                 &identity,
-                Timing::default(),
+                Timing::for_lease(Duration::from_secs(args.lease_duration_seconds)),
                 leadership,
             );
             replica.run_elected(elector).await;

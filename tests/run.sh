@@ -66,7 +66,7 @@ cargo test --locked -- --skip every_accepted_spec_renders_children_the_server_ac
 cargo test --locked "${reporting[@]/#/--test=}" -- --show-output
 
 # The fault-injection suite at its CI size (it restarts this cluster's API server and etcd).
-log "fault-injection suite (tests/faults/run.sh, FAULT_RUNS=${FAULT_RUNS:-3})"
+log "fault-injection suite (tests/faults/run.sh, FAULT_RUNS=${FAULT_RUNS:-20})"
 fault_t0=${SECONDS}
 bash tests/faults/run.sh
 log "fault-injection suite took $((SECONDS - fault_t0))s"

@@ -37,6 +37,8 @@ pub struct Operator {
     pub identity: String,
     pub address: SocketAddr,
     pub log: PathBuf,
+    /// `--lease-duration-seconds`; the shipped default when `None`.
+    lease_seconds: Option<u64>,
     child: Option<Child>,
 }
 
@@ -44,12 +46,23 @@ impl Operator {
     /// Start `appstack-operator run` as `identity`, watching `namespace` (every namespace when
     /// `None`), logging to `target/process-tests/<identity>.log` (appended).
     pub fn start(identity: &str, namespace: Option<&str>, kubeconfig: &Path) -> Self {
+        Self::start_with_lease(identity, namespace, kubeconfig, None)
+    }
+
+    /// [`Operator::start`] with a Lease of `lease_seconds` instead of the shipped default.
+    pub fn start_with_lease(
+        identity: &str,
+        namespace: Option<&str>,
+        kubeconfig: &Path,
+        lease_seconds: Option<u64>,
+    ) -> Self {
         let address = free_address();
         let log = repo().join(format!("target/process-tests/{identity}.log"));
         let mut operator = Self {
             identity: identity.to_owned(),
             address,
             log,
+            lease_seconds,
             child: None,
         };
         operator.spawn(namespace, kubeconfig);
@@ -76,6 +89,9 @@ impl Operator {
             .stderr(log);
         if let Some(namespace) = namespace {
             command.arg(format!("--namespace={namespace}"));
+        }
+        if let Some(seconds) = self.lease_seconds {
+            command.arg(format!("--lease-duration-seconds={seconds}"));
         }
         self.child = Some(command.spawn().expect("operator binary starts"));
     }

@@ -5,14 +5,14 @@
 # moments, the API server restarted in one run and etcd in another (tests/cluster/restart.sh).
 # Each run prints its table of invariants; the last line is `R runs, F faults, V violations`.
 #
-#   FAULT_RUNS=N tests/faults/run.sh      N runs (default 3, the CI size)
+#   FAULT_RUNS=N tests/faults/run.sh      N runs (default 20, the CI size)
 #
 # Also FAULT_STACKS (100), FAULT_OPS (operations per run, 12), FAULT_SEED (random; printed).
 # The operations and faults, one per line, go to target/faults.log. Exits non-zero on any
 # violation.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export FAULT_RUNS="${FAULT_RUNS:-3}"
+export FAULT_RUNS="${FAULT_RUNS:-20}"
 if [[ -z "${KUBECONFIG:-}" && -f target/cluster/env ]]; then
   # shellcheck source=/dev/null
   source target/cluster/env
