@@ -37,6 +37,9 @@ use serde_json::json;
 const CONVERGE: Duration = Duration::from_secs(60);
 /// How long the suite's own calls retry through an outage of the API server or etcd.
 const OUTAGE: Duration = Duration::from_secs(120);
+/// How long the garbage collector may take to remove a deleted stack's children: it deletes them
+/// after the stack is gone, so a check right after convergence can see them still there.
+const COLLECTION: Duration = Duration::from_secs(30);
 const MANAGER: &str = "fault-suite";
 const INSTANCE: &str = "app.kubernetes.io/instance";
 const MANAGED: &str = "app.kubernetes.io/managed-by=appstack-operator";
@@ -356,9 +359,33 @@ impl Suite {
         by_stack
     }
 
+    /// [`Suite::children`] once the garbage collector has removed what deleted stacks left, or
+    /// after [`COLLECTION`]: what is still there then is an orphan.
+    async fn children_after_collection(
+        &self,
+    ) -> BTreeMap<String, BTreeMap<String, kube::api::ObjectMeta>> {
+        let started = Instant::now();
+        loop {
+            let children = self.children().await;
+            let collected = self.stacks.iter().all(|(name, model)| {
+                model.live
+                    || leftovers(
+                        name,
+                        model,
+                        &children.get(name).cloned().unwrap_or_default(),
+                    )
+                    .is_empty()
+            });
+            if collected || started.elapsed() > COLLECTION {
+                return children;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
     /// Check every invariant; record the data of stacks seen for the first time.
     async fn check(&mut self, convergence: Option<Duration>) -> Vec<Invariant> {
-        let children = self.children().await;
+        let children = self.children_after_collection().await;
         let secrets: BTreeMap<String, Secret> = retry("secrets", || async {
             self.api::<Secret>()
                 .list(&ListParams::default().labels(MANAGED))
@@ -488,15 +515,7 @@ impl Suite {
                 }
             } else {
                 orphans.checked += 1;
-                let data: BTreeSet<String> = [
-                    format!("Secret/{secret_name}"),
-                    format!("PersistentVolumeClaim/{claim_name}"),
-                ]
-                .into();
-                let left: Vec<_> = keys
-                    .iter()
-                    .filter(|key| !(model.retain && data.contains(*key)))
-                    .collect();
+                let left = leftovers(name, model, &found);
                 if !left.is_empty() {
                     orphans
                         .violations
@@ -560,6 +579,23 @@ fn print_table(run: u64, faults: usize, convergence: Option<Duration>, invariant
             println!("    VIOLATION: {violation}");
         }
     }
+}
+
+/// What a deleted stack left: every child but the data it retains.
+fn leftovers(
+    name: &str,
+    model: &Model,
+    found: &BTreeMap<String, kube::api::ObjectMeta>,
+) -> Vec<String> {
+    let data = [
+        format!("Secret/{name}-db-credentials"),
+        format!("PersistentVolumeClaim/{name}-db-data"),
+    ];
+    found
+        .keys()
+        .filter(|key| !(model.retain && data.contains(*key)))
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
