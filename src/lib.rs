@@ -16,6 +16,7 @@ pub mod plugin;
 pub mod quantity;
 pub mod reasons;
 pub mod render;
+pub mod request_count;
 pub mod resources;
 pub mod server;
 pub mod stack;

@@ -123,8 +123,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    // Reconciles get a client of their own that counts their requests; watches are not counted.
+    let reconcile_client = appstack_operator::request_count::counted_client(metrics.clone())
+        .await
+        .context("cannot reach Kubernetes (in-cluster config or KUBECONFIG)")?;
     let ctx = Arc::new(Context::new(
-        client.clone(),
+        reconcile_client,
         metrics.clone(),
         Some(identity.clone()),
     ));

@@ -29,6 +29,11 @@ struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerbLabels {
+    verb: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -43,6 +48,7 @@ pub struct Metrics {
     duration: Family<OutcomeLabels, Histogram>,
     child_writes: Family<WriteLabels, Counter>,
     status_writes: Counter,
+    api_requests: Family<VerbLabels, Counter>,
     leader: Gauge,
     stacks: Family<PhaseLabels, Gauge>,
     /// Where `stacks` is counted from: the controller's AppStack cache, so that a deleted stack
@@ -60,6 +66,7 @@ impl Default for Metrics {
         });
         let child_writes = Family::<WriteLabels, Counter>::default();
         let status_writes = Counter::default();
+        let api_requests = Family::<VerbLabels, Counter>::default();
         let leader = Gauge::default();
         let stacks = Family::<PhaseLabels, Gauge>::default();
         registry.register("reconciles", "Reconciles by outcome", reconciles.clone());
@@ -84,6 +91,11 @@ impl Default for Metrics {
             status_writes.clone(),
         );
         registry.register(
+            "api_requests",
+            "Requests of reconciles to the API server by verb (get includes list; watches excluded)",
+            api_requests.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica holds the Lease and runs the controller, else 0",
             leader.clone(),
@@ -100,6 +112,7 @@ impl Default for Metrics {
             duration,
             child_writes,
             status_writes,
+            api_requests,
             leader,
             stacks,
             stack_phases: Mutex::default(),
@@ -130,6 +143,10 @@ impl Metrics {
 
     pub fn status_write(&self) {
         self.status_writes.inc();
+    }
+
+    pub fn api_request(&self, verb: &'static str) {
+        self.api_requests.get_or_create(&VerbLabels { verb }).inc();
     }
 
     pub fn set_leader(&self, leading: bool) {

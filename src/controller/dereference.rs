@@ -1,4 +1,13 @@
 //! Read what the plan needs: every child slot of the stack and the `existingSecret`, all at once.
+//!
+//! Children come from the controller's caches, which hold only what carries the operator's
+//! labels. A child the stack wants that is missing from them is read from the API server: the
+//! cache may lag behind a create by a watch event (and a lagging cache must never make the plan
+//! create a second password or claim), or a foreign object may hold the name (a name clash the
+//! plan must see). A slot the stack does not want is only read to delete what the operator left
+//! there, which is labelled and so cached. In a stack that has converged every wanted child is
+//! cached, and a reconcile makes no read. After a create-only write lost a race the reconcile
+//! plans again from [`Read::Fresh`].
 
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -6,20 +15,36 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client};
 
+use super::cache::Caches;
 use super::error::Error;
 use crate::plan::child::{Existing, Kind, Object, Slot};
 use crate::plan::database_image;
 use crate::plan::migration::{JobState, job_state};
-use crate::plan::slots;
+use crate::plan::{slots, wanted_slots};
 use crate::resources::job::DATABASE_CHECK_COMPONENT;
 use crate::resources::{LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::stack::{Component, ValidStack};
 use crate::status::RolloutState;
 
-pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing, Error> {
-    let reads = slots(stack)
-        .into_iter()
-        .map(|slot| read(client, stack, slot));
+/// Where children are read from.
+#[derive(Clone, Copy)]
+pub enum Read<'a> {
+    /// The caches, and the API server for create-only children missing from them.
+    Cached(&'a Caches),
+    /// The API server only.
+    Fresh,
+}
+
+pub async fn dereference(
+    client: &Client,
+    from: Read<'_>,
+    stack: &ValidStack,
+) -> Result<Existing, Error> {
+    let wanted = wanted_slots(stack);
+    let reads = slots(stack).into_iter().map(|slot| {
+        let confirm_absence = wanted.contains(&slot);
+        read(client, from, stack, slot, confirm_absence)
+    });
     let children = try_join_all(reads).await?.into_iter().flatten().collect();
     let mut existing = Existing {
         children,
@@ -44,7 +69,7 @@ pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing
     // Database image checks: read once the database and its claim are known.
     let checks = database_image::check_job_names(stack, &existing)
         .into_iter()
-        .map(|name| read(client, stack, Slot::new(Kind::Job, name)));
+        .map(|name| read(client, from, stack, Slot::new(Kind::Job, name), true));
     existing
         .children
         .extend(try_join_all(checks).await?.into_iter().flatten());
@@ -81,9 +106,18 @@ pub async fn dereference(client: &Client, stack: &ValidStack) -> Result<Existing
 
 async fn read(
     client: &Client,
+    from: Read<'_>,
     stack: &ValidStack,
     slot: Slot,
+    confirm_absence: bool,
 ) -> Result<Option<(Slot, Object)>, Error> {
+    if let Read::Cached(caches) = from {
+        match caches.get(&stack.namespace, &slot) {
+            Some(object) => return Ok(Some((slot, object))),
+            None if !confirm_absence => return Ok(None),
+            None => {}
+        }
+    }
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &stack.namespace, &slot.kind.api_resource());
     let found = api

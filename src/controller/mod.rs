@@ -2,6 +2,7 @@
 //! finalizer: [`reconcile`] for live stacks (dereference → plan → execute → status), [`delete`]
 //! for deleted ones.
 
+pub mod cache;
 pub mod delete;
 pub mod dereference;
 pub mod error;
@@ -17,12 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -63,6 +58,8 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<AppStack>, u32>>,
     /// The resourceVersion of each stack that its last finished reconcile saw.
     reconciled: Mutex<HashMap<ObjectRef<AppStack>, String>>,
+    /// The children's caches while the controller runs.
+    caches: Mutex<Option<cache::Caches>>,
 }
 
 impl Context {
@@ -77,6 +74,7 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             reconciled: Mutex::default(),
+            caches: Mutex::default(),
         }
     }
 
@@ -90,6 +88,11 @@ impl Context {
             .get(&ObjectRef::from_obj(stack))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The children's caches, once the controller runs.
+    pub fn caches(&self) -> Option<cache::Caches> {
+        lock(&self.caches).clone()
     }
 
     /// The resourceVersion of the AppStack `namespace/name` that its last finished reconcile saw:
@@ -268,31 +271,30 @@ pub async fn run_until(
             .map(|stack| stack.status.as_ref().and_then(|s| s.phase))
             .collect()
     }));
+    let (caches, child_watches) = cache::Caches::new(&scope, &client, &children);
+    *lock(&ctx.caches) = Some(caches.clone());
     let stacks = watcher(scope.api::<AppStack>(&client), watcher::Config::default())
         .reflect(stacks_writer)
         .inspect(move |event| track_readiness(event, &synced))
         .applied_objects();
+    // No reconcile before every child cache is filled (the controller's own watches fill them
+    // meanwhile): a reconcile that found an empty cache would try to create every child again.
+    // The AppStack watch starts then, so readiness means every cache is synced.
+    let filled = async move {
+        if !caches.synced().await {
+            tracing::error!("a child cache stopped before it was filled");
+        }
+    };
+    let stacks = futures::stream::once(filled)
+        .filter_map(|()| std::future::ready(None))
+        .chain(stacks);
     let controller = Controller::for_stream(stacks, stacks_cache)
-        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY))
-        .owns(scope.api::<StatefulSet>(&client), children.clone())
-        .owns(scope.api::<Deployment>(&client), children.clone())
-        .owns(scope.api::<Service>(&client), children.clone())
-        .owns(scope.api::<Ingress>(&client), children.clone())
-        .owns(
-            scope.api::<HorizontalPodAutoscaler>(&client),
-            children.clone(),
-        )
-        .owns(scope.api::<PodDisruptionBudget>(&client), children.clone())
-        .owns(scope.api::<Job>(&client), children.clone())
-        .owns(scope.api::<NetworkPolicy>(&client), children.clone())
-        .watches(scope.api::<Secret>(&client), children.clone(), stack_of)
-        .watches(
-            scope.api::<PersistentVolumeClaim>(&client),
-            children,
-            stack_of,
-        )
+        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let controller = child_watches
+        .trigger(controller)
         .graceful_shutdown_on(stopped.map(drop));
     let metrics = ctx.metrics.clone();
+    let context = ctx.clone();
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -309,6 +311,7 @@ pub async fn run_until(
         })
         .await;
     bridge.abort();
+    *lock(&context.caches) = None;
     ready.store(false, Ordering::Relaxed);
     // A replica that no longer leads must not go on reporting its last count.
     metrics.stop_counting_stacks();

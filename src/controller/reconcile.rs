@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kube::runtime::controller::Action;
 
-use super::dereference::dereference;
+use super::dereference::{Read, dereference};
 use super::error::Error;
 use super::events::Events;
 use super::execute::execute;
@@ -30,9 +30,15 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
     let generation = stack.metadata.generation;
     let outcome = async {
         let valid = validate(&stack).map_err(Error::InvalidSpec)?;
+        let caches = ctx.caches();
         let mut attempt = 1;
         loop {
-            let existing = dereference(&ctx.client, &valid).await?;
+            // After a lost race the caches may not have seen the winner's write yet.
+            let from = match &caches {
+                Some(caches) if attempt == 1 => Read::Cached(caches),
+                _ => Read::Fresh,
+            };
+            let existing = dereference(&ctx.client, from, &valid).await?;
             let now = Time(jiff::Timestamp::now());
             let plan = plan(&valid, &existing, &password::generate(), &now);
             match execute(ctx, &events, &valid.namespace, &plan, existing).await {
