@@ -122,6 +122,7 @@ fn exposition() -> String {
     metrics.failed("KubeError");
     metrics.child_write("Deployment", "Created");
     metrics.status_write();
+    metrics.api_request("get");
     metrics.count_stacks(Box::new(|| vec![Some(Phase::Ready)]));
     metrics.encode()
 }

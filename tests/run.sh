@@ -4,7 +4,7 @@
 #   2. the local control plane (built from the Kubernetes Go modules, cached), the Go test tools
 #      (tests/tools/build.sh: the GitOps health checker and promtool, cached), then `cargo test`:
 #      unit tests plus the integration tests against that control plane, and the fault-injection
-#      suite at its CI size (tests/faults/run.sh);
+#      suite at its CI size (tests/faults/run.sh), and the benchmark's smoke size (bench/run.sh);
 #   3. the README's one-command trial (tests/cluster/try.sh) and the e2e script against it;
 #   4. the sample app's pytest (real Postgres) and Vitest suites, actionlint, and kube-score on
 #      the render of every example and on deploy/ (tests/lint-manifests.sh);
@@ -34,7 +34,7 @@ log "cargo fmt --check, clippy, shellcheck"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 shellcheck -x tests/*.sh tests/cluster/*.sh tests/cluster/images/*.sh tests/e2e/*.sh \
-  tests/faults/*.sh tests/real-node/*.sh tests/tools/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
+  tests/faults/*.sh tests/real-node/*.sh bench/*.sh tests/tools/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
 trap 'bash tests/cluster/down.sh || true' EXIT
@@ -70,6 +70,13 @@ log "fault-injection suite (tests/faults/run.sh, FAULT_RUNS=${FAULT_RUNS:-20})"
 fault_t0=${SECONDS}
 bash tests/faults/run.sh
 log "fault-injection suite took $((SECONDS - fault_t0))s"
+
+# The benchmark at its smoke size, on a control plane of its own (up.sh afresh; try.sh below starts
+# another): it prints its table, and fails only if a full resync of unchanged stacks writes.
+log "benchmark smoke (BENCH_STACKS=50 bench/run.sh)"
+bench_t0=${SECONDS}
+BENCH_STACKS=50 BENCH_ONE_RUNS=4 bash bench/run.sh
+log "benchmark smoke took $((SECONDS - bench_t0))s"
 
 # The README's one-command trial (a fresh control plane, the operator as a local process, the
 # books stack Ready), then the e2e script against it with that operator. The trial uses its own
