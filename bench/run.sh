@@ -52,7 +52,7 @@ fi
 binary_bytes=$(stat -c %s "${BIN}")
 
 # Every stack claims a volume, and volumes are never reused (Retain): one per stack and run.
-pvs=$((2 * ONE_RUNS + 2 * STACKS + 20))
+pvs=$(((2 + KRO_ON) * (ONE_RUNS + STACKS) + 20))
 log "control plane (tests/cluster/up.sh, ${pvs} volumes)"
 APPSTACK_CLUSTER_PVS=${pvs} bash tests/cluster/up.sh >&2
 operator_pid=""
@@ -107,6 +107,12 @@ fi
 # kro, up and ready for BenchStacks: one warm-up instance ACTIVE.
 warm_kro() {
   start_kro
+  local deadline=$((SECONDS + 120))
+  until kubectl get crd benchstacks.kro.run >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { tail -n 20 "${OUT}/kro.log" >&2; exit 1; }
+    sleep 0.5
+  done
+  kubectl wait --for=condition=Established crd/benchstacks.kro.run --timeout=60s >/dev/null
   kubectl create namespace kro-warm >/dev/null
   kro warm kro-warm | kubectl apply --server-side --field-manager=bench -f - >/dev/null
   kubectl wait -n kro-warm --for=jsonpath='{.status.state}'=ACTIVE benchstack/warm --timeout=180s >/dev/null
@@ -232,7 +238,10 @@ kro_graph() {
   # shellcheck disable=SC2016 # ${…} is kro's template syntax, for python to write
   direct kroplaceholder kro-template | kubectl create --dry-run=client -o json -f - | python3 -c '
 import json, sys
-objects = json.load(sys.stdin)["items"]
+text, decoder, objects, at = sys.stdin.read(), json.JSONDecoder(), [], 0
+while text[at:].strip():
+    obj, at = decoder.raw_decode(text, len(text) - len(text[at:].lstrip()))
+    objects.append(obj)
 resources = []
 for i, obj in enumerate(objects):
     obj["metadata"].pop("namespace", None)
