@@ -274,7 +274,7 @@ apply_files() { # <tag>
   printf '%s\n' "${WORK}/$1".*.yaml |
     xargs -P "${CLIENTS}" -I{} kubectl apply --server-side --field-manager=bench -f {} >/dev/null
 }
-create_namespaces() { xargs kubectl create namespace <"${WORK}/$1.namespaces" >/dev/null; }
+create_namespaces() { xargs -n 1 kubectl create namespace <"${WORK}/$1.namespaces" >/dev/null; }
 delete_namespaces() {
   xargs kubectl delete namespace --wait=true --timeout=15m <"${WORK}/$1.namespaces" >/dev/null
 }
