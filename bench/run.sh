@@ -403,15 +403,16 @@ many_op_ms=$(($(now_ms) - t0))
 scrape "${WORK}/create-after"
 log "all Ready after ${many_op_ms} ms"
 
-# Quiet: no reconcile for 5 s (the last watch events of the rollout have been handled).
+# Quiet: no child or status write for 10 s. (Not "no reconcile": once creating took longer than
+# the resync period, resyncs of the first stacks go on at N/300 a second.)
 quiet() {
   local last="" now
   while :; do
     scrape "${WORK}/quiet"
-    now=$(metric_sum "${WORK}/quiet" appstack_reconciles_total)
+    now="$(metric_sum "${WORK}/quiet" appstack_child_writes_total) $(metric_sum "${WORK}/quiet" appstack_status_writes_total)"
     [[ "${now}" != "${last}" ]] || return 0
     last=${now}
-    sleep 5
+    sleep 10
   done
 }
 quiet
