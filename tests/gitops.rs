@@ -18,7 +18,7 @@ use std::process::Command;
 use appstack_operator::crd::{AppStack, Phase};
 use common::{TestEnv, condition, find_condition, repo, small_stack};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::ResourceExt;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::{Api, Resource};
@@ -180,15 +180,7 @@ async fn every_phase_has_the_expected_argo_cd_health_and_kstatus() {
     ))
     .await
     .unwrap();
-    let foreign: Service = serde_json::from_value(json!({
-        "metadata": {"name": "conflict-api"},
-        "spec": {"ports": [{"port": 1234}], "selector": {"app": "theirs"}}
-    }))
-    .unwrap();
-    env.api::<Service>()
-        .create(&PostParams::default(), &foreign)
-        .await
-        .unwrap();
+    env.create_foreign_service("conflict-api", json!({})).await;
     env.apply_stack(&small_stack("conflict", "")).await.unwrap();
     env.apply_stack(&small_stack("nosecret", "existingSecret: vault-db"))
         .await

@@ -16,8 +16,7 @@ use std::time::Duration;
 use appstack_operator::crd::{AppStack, Phase};
 use appstack_operator::metrics::Metrics;
 use common::{TIMEOUT, TestEnv, eventually, repo, small_stack};
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use serde_json::{Value, json};
 
 /// The value of `appstack_stacks{phase="<phase>"}`, if exposed.
@@ -53,15 +52,7 @@ async fn stacks_are_counted_by_phase_and_leave_the_count_when_deleted() {
     env.apply_stack(&small_stack("good", "")).await.unwrap();
     env.wait_ready("good").await;
     // A Service of someone else's under the second stack's name: that stack is Failed.
-    let foreign: Service = serde_json::from_value(json!({
-        "metadata": {"name": "clash-api"},
-        "spec": {"ports": [{"port": 1234}], "selector": {"app": "theirs"}}
-    }))
-    .unwrap();
-    env.api::<Service>()
-        .create(&PostParams::default(), &foreign)
-        .await
-        .unwrap();
+    env.create_foreign_service("clash-api", json!({})).await;
     env.apply_stack(&small_stack("clash", "")).await.unwrap();
     wait_counts(&env, 1, 1).await;
     let text = env.metrics.encode();

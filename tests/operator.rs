@@ -438,16 +438,9 @@ async fn deleting_a_stack_without_retention_removes_its_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_clash_blocks_the_stack_and_leaves_the_foreign_object_alone() {
     let env = TestEnv::start("clash").await;
-    let foreign: Service = serde_json::from_value(json!({
-        "metadata": {"name": "mine-api", "labels": {"team": "someone-else"}},
-        "spec": {"ports": [{"port": 1234}], "selector": {"app": "theirs"}}
-    }))
-    .unwrap();
     let foreign = env
-        .api::<Service>()
-        .create(&PostParams::default(), &foreign)
-        .await
-        .unwrap();
+        .create_foreign_service("mine-api", json!({"team": "someone-else"}))
+        .await;
     env.apply_stack(&small_stack("mine", "")).await.unwrap();
     let stack = env
         .wait_for::<AppStack, _>("mine", "Stalled with NameConflict", |s| {

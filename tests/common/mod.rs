@@ -435,6 +435,20 @@ impl TestEnv {
             .unwrap_or_else(|e| panic!("reading {} {name}: {e}", kind_of::<K>()))
     }
 
+    /// Create a Service under `name` that is not the operator's (none of its labels, only
+    /// `labels`): what a name clash finds.
+    pub async fn create_foreign_service(&self, name: &str, labels: Value) -> Service {
+        let foreign: Service = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "spec": {"ports": [{"port": 1234}], "selector": {"app": "theirs"}}
+        }))
+        .unwrap();
+        self.api::<Service>()
+            .create(&PostParams::default(), &foreign)
+            .await
+            .unwrap()
+    }
+
     /// Server-side apply an AppStack manifest (YAML) into the test namespace.
     pub async fn apply_stack(&self, manifest: &str) -> Result<AppStack, kube::Error> {
         let stack: AppStack = serde_saphyr::from_str(manifest).expect("manifest parses");
