@@ -119,15 +119,19 @@ warm_kro() {
   kubectl delete namespace kro-warm --wait=true --timeout=5m >/dev/null
 }
 
+# wait_ready <url> <log>: until <url> answers, for 2 minutes at most (then the log's tail, and exit).
+wait_ready() {
+  local deadline=$((SECONDS + 120))
+  until curl -fsS "$1" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { tail -n 20 "$2" >&2; exit 1; }
+    sleep 0.2
+  done
+}
 start_operator() {
   KUBECONFIG="${WORK}/operator.kubeconfig" RUST_LOG=warn "${BIN}" run --leader-election=false \
     --instance=bench --metrics-address="127.0.0.1:${METRICS_PORT}" >>"${OUT}/operator.log" 2>&1 &
   operator_pid=$!
-  local deadline=$((SECONDS + 120))
-  until curl -fsS "http://127.0.0.1:${METRICS_PORT}/readyz" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { tail -n 20 "${OUT}/operator.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  wait_ready "http://127.0.0.1:${METRICS_PORT}/readyz" "${OUT}/operator.log"
 }
 stop_operator() {
   kill "${operator_pid}"
@@ -140,11 +144,7 @@ start_kro() {
     --health-probe-bind-address="127.0.0.1:$((KRO_PORT + 1))" --pprof-bind-address=0 \
     --dynamic-controller-concurrent-reconciles=4 >>"${OUT}/kro.log" 2>&1 &
   kro_pid=$!
-  local deadline=$((SECONDS + 120))
-  until curl -fsS "http://127.0.0.1:$((KRO_PORT + 1))/readyz" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { tail -n 20 "${OUT}/kro.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  wait_ready "http://127.0.0.1:$((KRO_PORT + 1))/readyz" "${OUT}/kro.log"
 }
 stop_kro() {
   kill "${kro_pid}"
