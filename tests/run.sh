@@ -17,8 +17,41 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLUSTER_DIR="${APPSTACK_CLUSTER_DIR:-target/cluster}"
 
-log() { printf '\n==> %s  %s\n' "$(date +%H:%M:%S)" "$*"; }
+STEP="start"
+log() { STEP="$*"; printf '\n==> %s  %s\n' "$(date +%H:%M:%S)" "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The whole output also goes to ~/.cache/appstack-operator/runs (the newest runs kept), and
+# on a failure the cluster's logs and the containers' logs beside it: a CI service may show only
+# part of the output, and the cluster is gone once this script ends.
+RUNS="${HOME}/.cache/appstack-operator/runs"
+RUN="${RUNS}/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "${RUNS}"
+find "${RUNS}" -mindepth 1 -maxdepth 1 -printf "%T@ %p\n" | sort -rn | tail -n +9 | cut -d" " -f2- | xargs -r -d "\n" rm -rf
+exec > >(tee -a "${RUN}.log") 2>&1
+on_exit() {
+  local status=$?
+  if ((status != 0)); then
+    mkdir -p "${RUN}-logs"
+    cp -r "${CLUSTER_DIR}/logs" "${RUN}-logs/cluster" 2>/dev/null || true
+    if [[ -f "${CLUSTER_DIR}/kubeconfig" ]]; then
+      kubectl --kubeconfig "${CLUSTER_DIR}/kubeconfig" get all,appstacks,pvc,events -A -o wide \
+        >"${RUN}-logs/objects.txt" 2>&1 || true
+      kubectl --kubeconfig "${CLUSTER_DIR}/kubeconfig" get pods -A --no-headers \
+        -o custom-columns=NS:.metadata.namespace,NAME:.metadata.name 2>/dev/null |
+        while read -r ns pod; do
+          kubectl --kubeconfig "${CLUSTER_DIR}/kubeconfig" -n "${ns}" logs "${pod}" \
+            --all-containers --prefix --tail=300 >"${RUN}-logs/pod-${ns}-${pod}.log" 2>&1 || true
+        done
+    fi
+    cp target/faults.log "${RUN}-logs/" 2>/dev/null || true
+    printf '\n==> %s  FAILED (exit %s) during: %s\n    output: %s.log, logs: %s-logs\n' \
+      "$(date +%H:%M:%S)" "${status}" "${STEP}" "${RUN}" "${RUN}"
+  fi
+  bash tests/cluster/down.sh || true
+}
+
+trap on_exit EXIT
 
 missing=()
 for tool in shellcheck jq curl openssl; do
@@ -37,7 +70,6 @@ shellcheck -x tests/*.sh tests/cluster/*.sh tests/cluster/images/*.sh tests/e2e/
   tests/faults/*.sh tests/real-node/*.sh bench/*.sh tests/tools/*.sh examples/books/api/*.sh deploy/*.sh .ci/run
 
 log "local control plane (tests/cluster/up.sh)"
-trap 'bash tests/cluster/down.sh || true' EXIT
 bash tests/cluster/up.sh
 bash tests/cluster/smoke-test.sh
 # shellcheck source=/dev/null

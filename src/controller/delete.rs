@@ -72,8 +72,7 @@ pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error
                 reasons::ORPHANED,
                 format!("Orphan delete: kept every object the stack made, claim {claim} and Secret {secret} included"),
                 None,
-            )
-            .await;
+            );
     } else if stack.spec.database.retain_on_delete {
         let kept_secret = data.release::<Secret>(&secret).await?;
         let kept_claim = data.release::<PersistentVolumeClaim>(&claim).await?;
@@ -83,22 +82,17 @@ pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error
                     reasons::DATA_RETAINED,
                     format!("Kept volume claim {claim} and Secret {secret} (retainOnDelete); a stack re-created as {name} adopts them"),
                     None,
-                )
-                .await;
+                );
         }
     } else {
         let deleted_claim = data.remove::<PersistentVolumeClaim>(&claim).await?;
         let deleted_secret = data.remove::<Secret>(&secret).await?;
         if deleted_claim || deleted_secret {
-            events
-                .normal(
-                    reasons::DATA_DELETED,
-                    format!(
-                        "Deleted volume claim {claim} and Secret {secret} (retainOnDelete: false)"
-                    ),
-                    None,
-                )
-                .await;
+            events.normal(
+                reasons::DATA_DELETED,
+                format!("Deleted volume claim {claim} and Secret {secret} (retainOnDelete: false)"),
+                None,
+            );
         }
     }
     Ok(Action::await_change())

@@ -24,20 +24,19 @@ impl<'a> Events<'a> {
     /// A Normal Event, naming the child it is about as its related object: kube's recorder
     /// folds Events with the same reason, object and related object into one series, so
     /// "Created Service books-api" and "Created Deployment books-api" must differ there.
-    pub async fn normal(&self, reason: &str, note: String, about: Option<&Slot>) {
+    pub fn normal(&self, reason: &str, note: String, about: Option<&Slot>) {
         let related = about.map(|slot| self.reference(slot.kind.name(), &slot.name));
-        self.publish(EventType::Normal, reason, note, related).await;
+        self.publish(EventType::Normal, reason, note, related);
     }
 
     /// A Warning Event for a blocker, naming the object it is about.
-    pub async fn warning(&self, blocker: &Blocker) {
+    pub fn warning(&self, blocker: &Blocker) {
         let related = blocker
             .object
             .as_ref()
             .map(|(kind, name)| self.reference(kind, name));
         let note = blocker.message.clone();
-        self.publish(EventType::Warning, blocker.reason, note, related)
-            .await;
+        self.publish(EventType::Warning, blocker.reason, note, related);
     }
 
     fn reference(&self, kind: &str, name: &str) -> ObjectReference {
@@ -49,8 +48,9 @@ impl<'a> Events<'a> {
         }
     }
 
-    /// Events are best effort: failing to record one must not fail the reconcile.
-    async fn publish(
+    /// Events are best effort and not waited for: a reconcile's writes do not queue behind
+    /// them, and failing to record one does not fail the reconcile.
+    fn publish(
         &self,
         type_: EventType,
         reason: &str,
@@ -64,8 +64,12 @@ impl<'a> Events<'a> {
             action: "Reconcile".into(),
             secondary,
         };
-        if let Err(error) = self.recorder.publish(&event, &self.stack).await {
-            tracing::warn!(%error, reason, "could not publish event");
-        }
+        let recorder = self.recorder.clone();
+        let stack = self.stack.clone();
+        tokio::spawn(async move {
+            if let Err(error) = recorder.publish(&event, &stack).await {
+                tracing::warn!(%error, reason = %event.reason, "could not publish event");
+            }
+        });
     }
 }

@@ -91,9 +91,7 @@ pub async fn execute(
         };
         ctx.metrics.child_write(slot.kind.name(), reason);
         tracing::info!(kind = slot.kind.name(), name = %slot.name, action = reason, "child object written");
-        events
-            .normal(reason, format!("{reason} {slot}"), Some(&slot))
-            .await;
+        events.normal(reason, format!("{reason} {slot}"), Some(&slot));
         match written {
             Some(object) => children.insert(slot, object),
             None => children.remove(&slot),

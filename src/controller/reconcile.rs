@@ -104,7 +104,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
 async fn announce(stack: &AppStack, events: &Events<'_>, blocker: &Blocker) {
     if is_new(stack.status.as_ref(), blocker) {
         tracing::warn!(reason = blocker.reason, message = %blocker.message, "stack is blocked");
-        events.warning(blocker).await;
+        events.warning(blocker);
     }
 }
 
@@ -152,7 +152,7 @@ async fn announce_rollouts(stack: &AppStack, events: &Events<'_>, observed: &Obs
                 stack_child(stack, component),
             )),
         };
-        events.warning(&blocker).await;
+        events.warning(&blocker);
     }
 }
 

@@ -18,6 +18,8 @@
 #      APPSTACK_CLUSTER_DIR, APPSTACK_CLUSTER_CACHE (see build.sh),
 #      APPSTACK_CLUSTER_PVS (size of the PersistentVolume pool, default 150: volumes are Retain and never reused, and one full test run claims about 60),
 #      APPSTACK_CLUSTER_TIMEOUT (seconds to wait per component, default 120),
+#      APPSTACK_KCM_QPS (kube-controller-manager's requests/s to the apiserver, burst twice
+#      that; unset: its defaults, 20 and 30; the benchmark raises it),
 #      APPSTACK_CLUSTER_NET (--real-node: the 10.N /16 of pods and Services;
 #      derived from the port by default).
 set -euo pipefail
@@ -40,6 +42,10 @@ ETCD_PEER_PORT=$((PORT + 2))
 KCM_PORT=$((PORT + 3))
 SCHED_PORT=$((PORT + 4))
 PV_COUNT="${APPSTACK_CLUSTER_PVS:-150}"
+KCM_LIMITS=()
+if [[ -n "${APPSTACK_KCM_QPS:-}" ]]; then
+  KCM_LIMITS=(--kube-api-qps="${APPSTACK_KCM_QPS}" --kube-api-burst=$((2 * APPSTACK_KCM_QPS)))
+fi
 if ((real_node)); then
   node_settings "${PORT}" # SERVICE_CIDR, SERVICE_IP, HOST_IP, ...
   API_HOST="${HOST_IP}"
@@ -286,6 +292,7 @@ start kube-controller-manager \
   --root-ca-file="${PKI}/ca.crt" \
   --cluster-signing-cert-file="${PKI}/ca.crt" --cluster-signing-key-file="${PKI}/ca.key" \
   --service-cluster-ip-range="${SERVICE_CIDR}" \
+  "${KCM_LIMITS[@]}" \
   --leader-elect=false
 wait_for "kube-controller-manager /healthz" kube-controller-manager \
   curl_ok -k "https://127.0.0.1:${KCM_PORT}/healthz"
