@@ -60,6 +60,9 @@ pub struct Context {
     failures: Mutex<HashMap<ObjectRef<AppStack>, u32>>,
     /// The resourceVersion of each stack that its last finished reconcile saw.
     reconciled: Mutex<HashMap<ObjectRef<AppStack>, String>>,
+    /// The resourceVersion of each stack that this operator last wrote a status over: a stack
+    /// still at that version is older than the operator's own write.
+    status_written_over: Mutex<HashMap<ObjectRef<AppStack>, String>>,
     /// The children's caches while the controller runs.
     caches: Mutex<Option<cache::Caches>>,
 }
@@ -76,6 +79,7 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             reconciled: Mutex::default(),
+            status_written_over: Mutex::default(),
             caches: Mutex::default(),
         }
     }
@@ -95,6 +99,21 @@ impl Context {
     /// The children's caches, once the controller runs.
     pub fn caches(&self) -> Option<cache::Caches> {
         lock(&self.caches).clone()
+    }
+
+    /// A status was written over `stack` as it is.
+    pub fn status_written(&self, stack: &AppStack) {
+        if let Some(version) = stack.resource_version() {
+            lock(&self.status_written_over).insert(ObjectRef::from_obj(stack), version);
+        }
+    }
+
+    /// `stack` is the version this operator last wrote a status over: the cache has not yet
+    /// brought back that write.
+    fn predates_own_status(&self, stack: &AppStack) -> bool {
+        let written = lock(&self.status_written_over);
+        stack.resource_version().is_some()
+            && written.get(&ObjectRef::from_obj(stack)) == stack.resource_version().as_ref()
     }
 
     /// The resourceVersion of the AppStack `namespace/name` that its last finished reconcile saw:
@@ -119,6 +138,18 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     let namespace = stack.namespace().unwrap_or_default();
     let stacks: Api<AppStack> = Api::namespaced(ctx.client.clone(), &namespace);
     let key = ObjectRef::from_obj(stack.as_ref());
+    // A reconcile that starts before the watch has brought back this operator's own last status
+    // write would plan from the status before it, and could undo what that status recorded (a
+    // rollback's failed image, applied again). Read the stack afresh then.
+    let stack = if ctx.predates_own_status(&stack) {
+        match stacks.get_opt(&stack.name_any()).await {
+            Ok(Some(fresh)) => Arc::new(fresh),
+            Ok(None) => return Ok(Action::await_change()),
+            Err(e) => return Err(Error::from_kube("AppStack", &stack.name_any(), e)),
+        }
+    } else {
+        stack
+    };
     let version = stack.resource_version();
     let deleting = stack.metadata.deletion_timestamp.is_some();
     let result = finalizer(&stacks, FINALIZER, stack, |event| async {
@@ -137,6 +168,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     if deleting && result.is_ok() {
         // The finalizer let go: the stack is gone, and so is what was kept about it.
         lock(&ctx.reconciled).remove(&key);
+        lock(&ctx.status_written_over).remove(&key);
     } else if let Some(version) = version {
         lock(&ctx.reconciled).insert(key, version);
     }

@@ -40,5 +40,6 @@ pub async fn write_status(
     .await
     .map_err(|e| Error::from_kube("AppStack", &name, e))?;
     ctx.metrics.status_write();
+    ctx.status_written(stack);
     Ok(())
 }
