@@ -351,8 +351,8 @@ rss_zero=$(rss_mib)
 log "operator ready, RSS ${rss_zero} MiB at 0 stacks"
 
 one_op_ms=null one_direct_ms=null one_kro_ms=null many_direct_ms=null
-contenders=(operator direct)
-((BASELINE)) || contenders=()
+contenders=()
+if ((BASELINE)); then contenders=(operator direct); fi
 if ((KRO_ON)); then
   kro_graph | kubectl apply --server-side --field-manager=bench -f - >/dev/null
   warm_kro

@@ -9,8 +9,9 @@
 //! are checked and printed as a table; the last line is `R runs, F faults, V violations`.
 //!
 //! `FAULT_RUNS` (default 20), `FAULT_STACKS` (100), `FAULT_OPS` (operations per run, 12),
-//! `FAULT_LEASE_SECONDS` (the replicas' `--lease-duration-seconds`, 4),
-//! `FAULT_SEED` (random). Needs the local control plane (`tests/cluster/up.sh`): it restarts its
+//! `FAULT_LEASE_SECONDS` (the replicas' `--lease-duration-seconds`, 4), `FAULT_PAUSE_MS` (the
+//! longest pause between two operations, 600), `FAULT_SEED` (random); `APPSTACK_OPERATOR_BIN`
+//! runs another build of the operator than the test profile's. Needs the local control plane (`tests/cluster/up.sh`): it restarts its
 //! API server and etcd with `tests/cluster/restart.sh`.
 
 mod common;
@@ -555,14 +556,30 @@ impl Suite {
     }
 }
 
-fn print_table(run: u64, faults: usize, convergence: Option<Duration>, invariants: &[Invariant]) {
+/// How long each phase of a run took.
+struct Phases {
+    operations: Duration,
+    settling: Duration,
+    checking: Duration,
+}
+
+fn print_table(
+    run: u64,
+    faults: usize,
+    convergence: Option<Duration>,
+    phases: &Phases,
+    invariants: &[Invariant],
+) {
     println!();
     println!(
-        "run {run}: {faults} faults, converged {}",
+        "run {run}: {faults} faults, converged {}; operations {:.1} s, settling {:.1} s, checks {:.1} s",
         match convergence {
             Some(took) => format!("{:.1} s after the last fault", took.as_secs_f64()),
             None => format!("NOT within {CONVERGE:?}"),
-        }
+        },
+        phases.operations.as_secs_f64(),
+        phases.settling.as_secs_f64(),
+        phases.checking.as_secs_f64(),
     );
     println!(
         "  {:<55} {:>8} {:>11}",
@@ -608,8 +625,10 @@ async fn fault_suite() {
     // Shorter than the shipped 12 s so that a run does not spend most of its time waiting for a
     // killed leader's Lease to expire; the shipped timing is the leader election test's.
     let lease_seconds = setting("FAULT_LEASE_SECONDS", 4);
+    // The longest pause between two operations.
+    let pause_ms = setting("FAULT_PAUSE_MS", 600);
     println!(
-        "fault suite: {runs} runs, {stacks} stacks, {ops} operations per run, Lease {lease_seconds} s, seed {seed}"
+        "fault suite: {runs} runs, {stacks} stacks, {ops} operations per run (pauses up to {pause_ms} ms), Lease {lease_seconds} s, seed {seed}"
     );
     let env = TestEnv::without_operator("faults").await;
     let kubeconfig = operator_kubeconfig();
@@ -658,6 +677,7 @@ async fn fault_suite() {
     let apiserver_run = runs.div_ceil(3).max(1);
     let etcd_run = (2 * runs).div_ceil(3).max(1);
     let (mut violations, mut checked, mut worst) = (0, 0, Duration::ZERO);
+    let mut total_run_time = Duration::ZERO;
     for run in 1..=runs {
         println!("\n== run {run}/{runs}");
         let faults_before = suite.faults;
@@ -672,6 +692,7 @@ async fn fault_suite() {
             .collect();
         let component_at = suite.rng.random_range(0..ops);
         let mut last_fault = Instant::now();
+        let run_started = Instant::now();
         for (step, &index) in chosen.iter().take(ops).enumerate() {
             suite.supervise();
             suite.operate(index).await;
@@ -689,11 +710,12 @@ async fn fault_suite() {
                     last_fault = Instant::now();
                 }
             }
-            let pause = Duration::from_millis(suite.rng.random_range(0..600));
+            let pause = Duration::from_millis(suite.rng.random_range(0..pause_ms.max(1)));
             tokio::time::sleep(pause).await;
         }
         // Killed operators come back on their schedule (kubelet would restart them) while the
         // stacks converge: the standby leads meanwhile.
+        let operations = run_started.elapsed();
         let convergence = suite
             .converge(CONVERGE.saturating_sub(last_fault.elapsed()))
             .await
@@ -701,8 +723,21 @@ async fn fault_suite() {
         if let Some(took) = convergence {
             worst = worst.max(took);
         }
+        let settled = Instant::now();
         let invariants = suite.check(convergence).await;
-        print_table(run, suite.faults - faults_before, convergence, &invariants);
+        let phases = Phases {
+            operations,
+            settling: settled.duration_since(run_started) - operations,
+            checking: settled.elapsed(),
+        };
+        total_run_time += run_started.elapsed();
+        print_table(
+            run,
+            suite.faults - faults_before,
+            convergence,
+            &phases,
+            &invariants,
+        );
         violations += invariants.iter().map(|i| i.violations.len()).sum::<usize>();
         checked += invariants.iter().map(|i| i.checked).sum::<usize>();
         suite.unplanned_exits = 0;
@@ -713,8 +748,9 @@ async fn fault_suite() {
         operator.wait_exit(Duration::from_secs(25));
     }
     println!(
-        "\nfault suite: {checked} invariant checks, worst convergence {:.1} s after the last fault (seed {seed})",
-        worst.as_secs_f64()
+        "\nfault suite: {checked} invariant checks, worst convergence {:.1} s after the last fault, {:.1} s a run (seed {seed})",
+        worst.as_secs_f64(),
+        total_run_time.as_secs_f64() / runs.max(1) as f64,
     );
     println!(
         "{runs} runs, {} faults, {violations} violations",

@@ -261,10 +261,7 @@ impl<K> Debug for Cached<K> {
 /// Only for `Controller::watches_stream`'s bounds: the caches build theirs from watch events.
 impl<'de, K: Resource + Serialize + DeserializeOwned> Deserialize<'de> for Cached<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        serde_json::from_value(value)
-            .map(Self::new)
-            .map_err(serde::de::Error::custom)
+        K::deserialize(deserializer).map(Self::new)
     }
 }
 

@@ -111,9 +111,10 @@ impl Context {
     /// `stack` is the version this operator last wrote a status over: the cache has not yet
     /// brought back that write.
     fn predates_own_status(&self, stack: &AppStack) -> bool {
-        let written = lock(&self.status_written_over);
-        stack.resource_version().is_some()
-            && written.get(&ObjectRef::from_obj(stack)) == stack.resource_version().as_ref()
+        let Some(version) = stack.resource_version() else {
+            return false;
+        };
+        lock(&self.status_written_over).get(&ObjectRef::from_obj(stack)) == Some(&version)
     }
 
     /// The resourceVersion of the AppStack `namespace/name` that its last finished reconcile saw:

@@ -67,9 +67,9 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
     match outcome {
         Ok((observed, hold, poll)) => {
             if let Some(Hold::Blocked(blocker)) = &hold {
-                announce(&stack, &events, blocker).await;
+                announce(&stack, &events, blocker);
             }
-            announce_rollouts(&stack, &events, &observed).await;
+            announce_rollouts(&stack, &events, &observed);
             write_status(&stack, ctx, &observed).await?;
             match hold {
                 Some(Hold::Blocked(blocker)) => Err(Error::Blocked(blocker)),
@@ -85,7 +85,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
         {
             // Blocking errors at once; a transient one once it keeps coming back.
             let blocker = error.blocker();
-            announce(&stack, &events, &blocker).await;
+            announce(&stack, &events, &blocker);
             let observed = Observed {
                 generation,
                 blocker: Some(blocker),
@@ -101,7 +101,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
 }
 
 /// A Warning Event, once per distinct reason and message (not once per retry).
-async fn announce(stack: &AppStack, events: &Events<'_>, blocker: &Blocker) {
+fn announce(stack: &AppStack, events: &Events<'_>, blocker: &Blocker) {
     if is_new(stack.status.as_ref(), blocker) {
         tracing::warn!(reason = blocker.reason, message = %blocker.message, "stack is blocked");
         events.warning(blocker);
@@ -115,7 +115,7 @@ fn is_new(status: Option<&AppStackStatus>, blocker: &Blocker) -> bool {
 
 /// A Warning Event when a web tier's rollout fails, is rolled back or its migration fails:
 /// once, when the tier's condition first says so.
-async fn announce_rollouts(stack: &AppStack, events: &Events<'_>, observed: &Observed) {
+fn announce_rollouts(stack: &AppStack, events: &Events<'_>, observed: &Observed) {
     let now = Time(jiff::Timestamp::now());
     let new = compute_status(stack.status.as_ref(), observed, &now);
     for (component, condition) in [

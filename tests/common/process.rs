@@ -76,7 +76,10 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .expect("operator log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_appstack-operator"));
+        // `APPSTACK_OPERATOR_BIN` runs another build of it (the release binary, for long runs).
+        let binary = std::env::var_os("APPSTACK_OPERATOR_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_appstack-operator").into());
+        let mut command = Command::new(binary);
         command
             .arg("run")
             .arg(format!("--instance={}", self.identity))

@@ -6,8 +6,13 @@
 # Each run prints its table of invariants; the last line is `R runs, F faults, V violations`.
 #
 #   FAULT_RUNS=N tests/faults/run.sh      N runs (default 20, the CI size)
+#   FAULT_RUNS=1000 FAULT_RELEASE=1 FAULT_LEASE_SECONDS=2 FAULT_PAUSE_MS=300 tests/faults/run.sh
+#                                         the on-demand size, as the README's figures were taken
 #
-# Also FAULT_STACKS (100), FAULT_OPS (operations per run, 12), FAULT_SEED (random; printed).
+# Also FAULT_STACKS (100), FAULT_OPS (operations per run, 12), FAULT_SEED (random; printed),
+# FAULT_LEASE_SECONDS (the replicas' Lease, 4), FAULT_PAUSE_MS (longest pause between two
+# operations, 600), FAULT_RELEASE=1 (the replicas run the release binary, built here: a run
+# takes about a second less).
 # The operations and faults, one per line, go to target/faults.log. Exits non-zero on any
 # violation.
 set -euo pipefail
@@ -19,6 +24,10 @@ if [[ -z "${KUBECONFIG:-}" && -f target/cluster/env ]]; then
 fi
 trace=target/faults.log
 mkdir -p target
+if [[ "${FAULT_RELEASE:-0}" == 1 ]]; then
+  cargo build --locked --release --bin appstack-operator
+  export APPSTACK_OPERATOR_BIN="${CARGO_TARGET_DIR:-${PWD}/target}/release/appstack-operator"
+fi
 out="$(mktemp)"
 status=0
 cargo test --locked --test fault_injection -- --ignored --exact fault_suite --nocapture \
