@@ -4,13 +4,15 @@
 //! `deploy/install.yaml`, electing a leader on the Lease) over a population of stacks (100 by
 //! default). Each run applies a batch of random operations (create, image change, autoscaling
 //! on/off, ingress on/off, retention flip, delete) and kills the leader with SIGKILL at random
-//! moments between them (1–2 times; it comes back after 0–12 s, as kubelet would restart it);
+//! moments between them (1–2 times; it comes back after 0–12 s, as kubelet would restart it;
+//! while the killed leader's Lease runs, the standby is the one killed);
 //! one run restarts the API server mid-run, another restarts etcd. After the run the invariants
 //! are checked and printed as a table; the last line is `R runs, F faults, V violations`.
 //!
 //! `FAULT_RUNS` (default 20), `FAULT_STACKS` (100), `FAULT_OPS` (operations per run, 12),
 //! `FAULT_LEASE_SECONDS` (the replicas' `--lease-duration-seconds`, 4), `FAULT_PAUSE_MS` (the
-//! longest pause between two operations, 600), `FAULT_SEED` (random); `APPSTACK_OPERATOR_BIN`
+//! longest pause between two operations, 600), `FAULT_RESTART_MS` (the longest a killed replica
+//! stays down, 12,000), `FAULT_SEED` (random); `APPSTACK_OPERATOR_BIN`
 //! runs another build of the operator than the test profile's. Needs the local control plane (`tests/cluster/up.sh`): it restarts its
 //! API server and etcd with `tests/cluster/restart.sh`.
 
@@ -126,6 +128,8 @@ struct Suite {
     stacks: Vec<(String, Model)>,
     faults: usize,
     unplanned_exits: usize,
+    /// The longest a killed replica stays down.
+    restart_ms: u64,
 }
 
 /// Retry `call` until it succeeds or `OUTAGE` passes (the API server or etcd may be restarting).
@@ -185,7 +189,8 @@ impl Suite {
         }
     }
 
-    /// SIGKILL the leader (a random replica while none leads); it comes back after 0–12 s.
+    /// SIGKILL the leader (a random replica while none leads); it comes back after 0–12 s
+    /// (`FAULT_RESTART_MS`).
     async fn kill_leader(&mut self) {
         let holder = lease_holder(&self.client).await;
         let running: Vec<usize> = (0..self.operators.len())
@@ -197,7 +202,7 @@ impl Suite {
             .find(|&i| Some(&self.operators[i].identity) == holder.as_ref())
             .or_else(|| running.first().copied());
         let Some(index) = leader else { return };
-        let delay = Duration::from_millis(self.rng.random_range(0..12_000));
+        let delay = Duration::from_millis(self.rng.random_range(0..self.restart_ms.max(1)));
         eprintln!(
             "  FAULT: SIGKILL {} (leader: {holder:?}); back in {delay:.1?}",
             self.operators[index].identity
@@ -298,7 +303,7 @@ impl Suite {
             if started.elapsed() > limit {
                 return None;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
@@ -627,8 +632,9 @@ async fn fault_suite() {
     let lease_seconds = setting("FAULT_LEASE_SECONDS", 4);
     // The longest pause between two operations.
     let pause_ms = setting("FAULT_PAUSE_MS", 600);
+    let restart_ms = setting("FAULT_RESTART_MS", 12_000);
     println!(
-        "fault suite: {runs} runs, {stacks} stacks, {ops} operations per run (pauses up to {pause_ms} ms), Lease {lease_seconds} s, seed {seed}"
+        "fault suite: {runs} runs, {stacks} stacks, {ops} operations per run (pauses up to {pause_ms} ms), Lease {lease_seconds} s, killed replicas back within {restart_ms} ms, seed {seed}"
     );
     let env = TestEnv::without_operator("faults").await;
     let kubeconfig = operator_kubeconfig();
@@ -655,6 +661,7 @@ async fn fault_suite() {
             .collect(),
         faults: 0,
         unplanned_exits: 0,
+        restart_ms,
     };
 
     // The population: every stack created, all Ready.

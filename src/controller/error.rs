@@ -76,6 +76,21 @@ impl Error {
         }
     }
 
+    /// The finalizer's patch found no stack: a reconcile that ran on a cached copy of a stack
+    /// whose finalizer an earlier reconcile (or the previous leader) had already removed. The
+    /// stack is gone; nothing failed.
+    pub fn stack_gone(&self) -> bool {
+        let Error::Finalizer(wrapped) = self else {
+            return false;
+        };
+        matches!(
+            wrapped.as_ref(),
+            kube::runtime::finalizer::Error::AddFinalizer(kube::Error::Api(status))
+            | kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(status))
+                if status.code == 404
+        )
+    }
+
     /// Short, stable label for metrics and Event reasons.
     pub fn reason(&self) -> &'static str {
         match self.inner() {
@@ -155,5 +170,21 @@ mod tests {
         assert!(wrapped.is_blocking());
         assert_eq!(wrapped.reason(), "NameConflict");
         assert_eq!(wrapped.blocker().message, "Service books-api exists");
+    }
+
+    #[test]
+    fn a_finalizer_patch_on_a_stack_already_gone_is_no_failure() {
+        use kube::runtime::finalizer::Error as Finalizer;
+        let gone = |e: Finalizer<Error>| Error::Finalizer(Box::new(e)).stack_gone();
+        assert!(gone(Finalizer::RemoveFinalizer(api_error(404))));
+        assert!(gone(Finalizer::AddFinalizer(api_error(404))));
+        assert!(!gone(Finalizer::RemoveFinalizer(api_error(409))));
+        assert!(!gone(Finalizer::RemoveFinalizer(api_error(500))));
+        assert!(!gone(Finalizer::CleanupFailed(Error::from_kube(
+            "PersistentVolumeClaim",
+            "x",
+            api_error(404)
+        ))));
+        assert!(!Error::from_kube("AppStack", "x", api_error(404)).stack_gone());
     }
 }

@@ -161,6 +161,13 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    let result = match result {
+        Err(error) if error.stack_gone() => {
+            tracing::debug!("stack gone before its finalizer was patched");
+            Ok(Action::await_change())
+        }
+        result => result,
+    };
     let outcome = outcome(&result);
     ctx.metrics.reconciled(outcome, started.elapsed());
     if !matches!(outcome, "error") {

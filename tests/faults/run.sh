@@ -6,12 +6,14 @@
 # Each run prints its table of invariants; the last line is `R runs, F faults, V violations`.
 #
 #   FAULT_RUNS=N tests/faults/run.sh      N runs (default 20, the CI size)
-#   FAULT_RUNS=1000 FAULT_RELEASE=1 FAULT_LEASE_SECONDS=2 FAULT_PAUSE_MS=300 tests/faults/run.sh
+#   FAULT_RUNS=1000 FAULT_RELEASE=1 FAULT_LEASE_SECONDS=2 FAULT_PAUSE_MS=300 \
+#     FAULT_RESTART_MS=6000 tests/faults/run.sh
 #                                         the on-demand size, as the README's figures were taken
 #
 # Also FAULT_STACKS (100), FAULT_OPS (operations per run, 12), FAULT_SEED (random; printed),
 # FAULT_LEASE_SECONDS (the replicas' Lease, 4), FAULT_PAUSE_MS (longest pause between two
-# operations, 600), FAULT_RELEASE=1 (the replicas run the release binary, built here: a run
+# operations, 600), FAULT_RESTART_MS (the longest a killed replica stays down, 12000),
+# FAULT_RELEASE=1 (the replicas run the release binary, built here: a run
 # takes about a second less).
 # The operations and faults, one per line, go to target/faults.log. Exits non-zero on any
 # violation.
