@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 
 use crate::crd::AppStack;
 use crate::metrics::Metrics;
-use crate::resources::{LABEL_INSTANCE, managed_selector};
+use crate::resources::managed_selector;
 pub use error::Error;
 
 pub const FINALIZER: &str = "appstack.dev/cleanup";
@@ -263,14 +263,6 @@ impl Scope {
 /// once when the operator starts.
 fn list_pages() -> watcher::Config {
     watcher::Config::default().page_size(100)
-}
-
-/// Secrets and claims may have no owner reference (retained data), so they map to their stack
-/// through the instance label instead.
-fn stack_of<K: Resource>(object: K) -> Option<ObjectRef<AppStack>> {
-    let name = object.meta().labels.as_ref()?.get(LABEL_INSTANCE)?.clone();
-    let namespace = object.meta().namespace.clone()?;
-    Some(ObjectRef::new(&name).within(&namespace))
 }
 
 /// Run the controller until SIGTERM or SIGINT. `ready` turns true once the AppStack cache has
