@@ -27,7 +27,9 @@ pub fn operator_kubeconfig() -> PathBuf {
     }
     let dir = repo().join("target/process-tests");
     std::fs::create_dir_all(&dir).expect("target/process-tests");
-    let path = dir.join("operator.kubeconfig");
+    // One file per test process: two suites at once (on two control planes) must not restart
+    // each other's operators against the wrong API server.
+    let path = dir.join(format!("operator-{}.kubeconfig", std::process::id()));
     std::fs::write(&path, serde_json::to_string(&config).unwrap()).expect("kubeconfig written");
     path
 }
