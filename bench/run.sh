@@ -13,7 +13,9 @@
 #               BENCH_ONE_RUNS (10) alternating pairs;
 #   N stacks:   N AppStacks applied at once by BENCH_CLIENTS (8) server-side apply clients, until
 #               all are Ready ÷ the same for their objects until all are Available; stacks spread
-#               over namespaces of BENCH_PER_NAMESPACE (100);
+#               over namespaces of BENCH_PER_NAMESPACE (100); what each side cost the API server
+#               (its writes from every client, Events and AppStacks apart) and the operator's
+#               reconciles, child and status writes and requests by verb meanwhile;
 #   resync:     the operator restarted over the N unchanged stacks (every stack reconciled once):
 #               mutating requests the API server counted (apiserver_request_total, the kinds the
 #               operator writes), API requests per reconcile (the operator's
@@ -176,6 +178,19 @@ apiserver_requests() { # <verbs>
     END { printf "%d", s }'
 }
 MUTATING='APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION'
+# Every mutating request the API server has counted, by resource, from every client (the
+# controller manager, the scheduler and KWOK included): lines "<resource> <count>" in a file.
+apiserver_writes() { # <file>
+  kubectl get --raw /metrics | awk -v verbs="verb=\"(${MUTATING})\"" '
+    /^apiserver_request_total[{]/ && $0 ~ verbs && match($0, /resource="[^"]*"/) {
+      w[substr($0, RSTART + 10, RLENGTH - 11)] += $NF }
+    END { for (r in w) print r, w[r] }' >"$1"
+}
+# What was written between two apiserver_writes files: all (no resource) or one resource.
+writes_between() { # <before> <after> [resource]
+  awk -v only="${3:-}" 'NR == FNR { b[$1] = $2; next }
+    only == "" || $1 == only { s += $2 - b[$1] } END { printf "%d", s }' "$1" "$2"
+}
 
 # A quantile of reconcile_duration_seconds{outcome=success} between two scrapes, in ms
 # (linear within a bucket, as Prometheus' histogram_quantile).
@@ -389,10 +404,12 @@ if ((BASELINE)); then
   log "${STACKS} stacks applied directly by ${CLIENTS} clients"
   write_files many-direct "${STACKS}" direct
   create_namespaces many-direct
+  apiserver_writes "${WORK}/direct-writes-before"
   t0=$(now_ms)
   apply_files many-direct
   wait_count $((3 * STACKS)) "${DEADLINE}" available_objects many-direct
   many_direct_ms=$(($(now_ms) - t0))
+  apiserver_writes "${WORK}/direct-writes-after"
   log "all Available after ${many_direct_ms} ms; deleting"
   delete_namespaces many-direct
 fi
@@ -419,10 +436,12 @@ start_operator
 write_files many-op "${STACKS}" appstack
 create_namespaces many-op
 scrape "${WORK}/create-before"
+apiserver_writes "${WORK}/op-writes-before"
 t0=$(now_ms)
 apply_files many-op
 wait_count "${STACKS}" "${DEADLINE}" ready_stacks many-op
 many_op_ms=$(($(now_ms) - t0))
+apiserver_writes "${WORK}/op-writes-after"
 scrape "${WORK}/create-after"
 log "all Ready after ${many_op_ms} ms"
 
@@ -464,6 +483,21 @@ noop_p99=$(quantile 0.99 "${WORK}/empty" "${WORK}/resync")
 create_p50=$(quantile 0.5 "${WORK}/create-before" "${WORK}/create-after")
 create_p99=$(quantile 0.99 "${WORK}/create-before" "${WORK}/create-after")
 log "resync: ${reconciles} reconciles, ${requests} API requests, ${resync_writes} writes at the API server"
+
+# What the N stacks cost while they came up: the API server's writes from every client, Events
+# and AppStacks apart, beside the direct apply's; the operator's own reconciles and requests.
+grown() { echo $(($(metric_sum "${WORK}/create-after" "$1") - $(metric_sum "${WORK}/create-before" "$1"))); }
+requests_by_verb=$(awk 'NR == FNR { b[$1] = $2; next }
+  $1 ~ /^appstack_api_requests_total[{]/ { match($1, /verb="[^"]*"/); v = substr($1, RSTART + 6, RLENGTH - 7)
+    printf "%s\"%s\": %d", sep, v, $2 - b[$1]; sep = ", " }' "${WORK}/create-before" "${WORK}/create-after")
+op_writes=$(writes_between "${WORK}/op-writes-before" "${WORK}/op-writes-after")
+op_event_writes=$(writes_between "${WORK}/op-writes-before" "${WORK}/op-writes-after" events)
+op_stack_writes=$(writes_between "${WORK}/op-writes-before" "${WORK}/op-writes-after" appstacks)
+direct_writes=null direct_event_writes=null
+if ((BASELINE)); then
+  direct_writes=$(writes_between "${WORK}/direct-writes-before" "${WORK}/direct-writes-after")
+  direct_event_writes=$(writes_between "${WORK}/direct-writes-before" "${WORK}/direct-writes-after" events)
+fi
 stop_operator
 
 python3 - "${OUT}/results.json" <<EOF
@@ -492,12 +526,20 @@ results = {
     "noop_reconcile_ms_p99": "${noop_p99}",
     "create_reconcile_ms_p50": "${create_p50}",
     "create_reconcile_ms_p99": "${create_p99}",
+    "many_stacks_apiserver_writes": {"operator": ${op_writes}, "direct": ${direct_writes}},
+    "many_stacks_apiserver_event_writes": {"operator": ${op_event_writes}, "direct": ${direct_event_writes}},
+    "many_stacks_apiserver_appstack_writes": ${op_stack_writes},
+    "many_stacks_reconciles": $(grown appstack_reconciles_total),
+    "many_stacks_child_writes": $(grown appstack_child_writes_total),
+    "many_stacks_status_writes": $(grown appstack_status_writes_total),
+    "many_stacks_operator_requests": {${requests_by_verb}},
     "rss_mib": {"0": ${rss_zero}, "${STACKS}": ${rss_many}},
     "rss_kib_per_stack": round((${rss_many} - ${rss_zero}) * 1024 / ${STACKS}, 1),
     "binary_mib": round(${binary_bytes} / 1048576, 2),
 }
 json.dump(results, open(sys.argv[1], "w"), indent=2)
 r = results
+w, e = r['many_stacks_apiserver_writes'], r['many_stacks_apiserver_event_writes']
 kro = lambda v, f: "" if v is None else f(v)
 ms = lambda v: "—" if v is None else f"{v} ms"
 sec = lambda v: "—" if v is None else f"{v / 1000:.1f} s"
@@ -510,6 +552,10 @@ print(f"""
 | API requests per no-op reconcile (operator; GETs at the API server) | {r['requests_per_noop_reconcile']} ({r['apiserver_gets_per_noop_reconcile']}) | | | |
 | reconcile latency p50 / p99, no-op | {r['noop_reconcile_ms_p50']} / {r['noop_reconcile_ms_p99']} ms | | | |
 | reconcile latency p50 / p99, while creating | {r['create_reconcile_ms_p50']} / {r['create_reconcile_ms_p99']} ms | | | |
+| API server writes while the {r['stacks']} stacks came up (every client) | {w['operator']} | {kro(w['direct'], str)} | {ratio(w['operator'], w['direct']) if w['direct'] else ''} | |
+| of which Events; AppStacks (spec, status, finalizer) | {e['operator']}; {r['many_stacks_apiserver_appstack_writes']} | {kro(e['direct'], str)}; — | | |
+| operator while creating: reconciles; child / status writes | {r['many_stacks_reconciles']}; {r['many_stacks_child_writes']} / {r['many_stacks_status_writes']} | | | |
+| operator's requests while creating, by verb | {', '.join(f"{k} {v}" for k, v in sorted(r['many_stacks_operator_requests'].items()))} | | | |
 | RSS at 0 / {r['stacks']} stacks | {r['rss_mib']['0']} / {r['rss_mib'][str(r['stacks'])]} MiB | | | {kro(r['kro_rss_mib'], lambda v: f"— / {v} MiB")} |
 | memory per stack | {r['rss_kib_per_stack']} KiB | | | |
 | release binary, stripped | {r['binary_mib']} MiB | | | |
