@@ -10,20 +10,25 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use common::{TestEnv, books, kubeconfig, kubectl, repo};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-appstack");
 
 /// A directory holding `kubectl-appstack` (a symlink to the built binary), as the README's install
-/// puts it on PATH.
-fn plugin_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("appstack-plugin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let link = dir.join("kubectl-appstack");
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(PLUGIN, &link).unwrap();
-    dir
+/// puts it on PATH. Made once per test process: the tests run in parallel, and one that replaced
+/// the link while another's kubectl looked for it made that kubectl say `unknown command`.
+fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("appstack-plugin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("kubectl-appstack");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(PLUGIN, &link).unwrap();
+        dir
+    })
 }
 
 /// `kubectl appstack <args>` with the plugin on PATH; (success, stdout, stderr).
