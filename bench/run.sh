@@ -169,27 +169,26 @@ scrape() { curl -fsS "http://127.0.0.1:${METRICS_PORT}/metrics" >"$1"; }
 rss_mib() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/${operator_pid}/status"; }
 # The sum of a metric's series in a scrape (0 when absent).
 metric_sum() { awk -v name="$2" '$1 ~ "^"name"([{]|$)" { s += $NF } END { printf "%d", s }' "$1"; }
-# Requests the API server has counted on the kinds the operator reads and writes, by verbs
-# (a regular expression): the mutating ones, or GET (a read of one object).
-apiserver_requests() { # <verbs>
-  kubectl get --raw /metrics | awk -v verbs="verb=\"($1)\"" '
-    /^apiserver_request_total[{]/ && $0 ~ verbs &&
-    /resource="(appstacks|deployments|statefulsets|services|secrets|persistentvolumeclaims|ingresses|horizontalpodautoscalers|poddisruptionbudgets|jobs|networkpolicies)"/ { s += $NF }
-    END { printf "%d", s }'
+# Every request the API server has counted, from every client (the controller manager, the
+# scheduler and KWOK included), by verb and resource: lines "<VERB>/<resource> <count>" in a file.
+apiserver_requests() { # <file>
+  kubectl get --raw /metrics | awk '
+    /^apiserver_request_total[{]/ && match($0, /verb="[^"]*"/) {
+      v = substr($0, RSTART + 6, RLENGTH - 7)
+      if (match($0, /resource="[^"]*"/)) n[v "/" substr($0, RSTART + 10, RLENGTH - 11)] += $NF }
+    END { for (k in n) print k, n[k] }' >"$1"
 }
-MUTATING='APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION'
-# Every mutating request the API server has counted, by resource, from every client (the
-# controller manager, the scheduler and KWOK included): lines "<resource> <count>" in a file.
-apiserver_writes() { # <file>
-  kubectl get --raw /metrics | awk -v verbs="verb=\"(${MUTATING})\"" '
-    /^apiserver_request_total[{]/ && $0 ~ verbs && match($0, /resource="[^"]*"/) {
-      w[substr($0, RSTART + 10, RLENGTH - 11)] += $NF }
-    END { for (r in w) print r, w[r] }' >"$1"
+MUTATING='(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION)'
+# The kinds the operator reads and writes.
+OPERATOR_KINDS='(appstacks|deployments|statefulsets|services|secrets|persistentvolumeclaims|ingresses|horizontalpodautoscalers|poddisruptionbudgets|jobs|networkpolicies)'
+# "<key> <after - before>" for each line "<key> ... <value>" of a later file (metric scrapes and
+# apiserver_requests files alike; a key absent before counts from 0).
+differences() { # <before> <after>
+  awk 'FILENAME == ARGV[1] { b[$1] = $NF; next } $1 !~ /^#/ { print $1, $NF - b[$1] }' "$1" "$2"
 }
-# What was written between two apiserver_writes files: all (no resource) or one resource.
-writes_between() { # <before> <after> [resource]
-  awk -v only="${3:-}" 'NR == FNR { b[$1] = $2; next }
-    only == "" || $1 == only { s += $2 - b[$1] } END { printf "%d", s }' "$1" "$2"
+# The sum of the differences whose key matches a regular expression (all of them without one).
+grown_between() { # <before> <after> [regex]
+  differences "$1" "$2" | awk -v re="${3:-.}" '$1 ~ re { s += $2 } END { printf "%d", s }'
 }
 
 # A quantile of reconcile_duration_seconds{outcome=success} between two scrapes, in ms
@@ -404,12 +403,12 @@ if ((BASELINE)); then
   log "${STACKS} stacks applied directly by ${CLIENTS} clients"
   write_files many-direct "${STACKS}" direct
   create_namespaces many-direct
-  apiserver_writes "${WORK}/direct-writes-before"
+  apiserver_requests "${WORK}/direct-before"
   t0=$(now_ms)
   apply_files many-direct
   wait_count $((3 * STACKS)) "${DEADLINE}" available_objects many-direct
   many_direct_ms=$(($(now_ms) - t0))
-  apiserver_writes "${WORK}/direct-writes-after"
+  apiserver_requests "${WORK}/direct-after"
   log "all Available after ${many_direct_ms} ms; deleting"
   delete_namespaces many-direct
 fi
@@ -436,12 +435,12 @@ start_operator
 write_files many-op "${STACKS}" appstack
 create_namespaces many-op
 scrape "${WORK}/create-before"
-apiserver_writes "${WORK}/op-writes-before"
+apiserver_requests "${WORK}/op-before"
 t0=$(now_ms)
 apply_files many-op
 wait_count "${STACKS}" "${DEADLINE}" ready_stacks many-op
 many_op_ms=$(($(now_ms) - t0))
-apiserver_writes "${WORK}/op-writes-after"
+apiserver_requests "${WORK}/op-after"
 scrape "${WORK}/create-after"
 log "all Ready after ${many_op_ms} ms"
 
@@ -461,8 +460,7 @@ quiet
 
 log "resync: the operator restarted over ${STACKS} unchanged stacks"
 stop_operator
-writes_before=$(apiserver_requests "${MUTATING}")
-gets_before=$(apiserver_requests GET)
+apiserver_requests "${WORK}/resync-requests-before"
 start_operator
 scrape "${WORK}/resync-before"
 until (($(metric_sum "${WORK}/resync-before" appstack_reconciles_total) >= STACKS)); do
@@ -471,8 +469,9 @@ until (($(metric_sum "${WORK}/resync-before" appstack_reconciles_total) >= STACK
 done
 quiet
 scrape "${WORK}/resync"
-resync_writes=$(($(apiserver_requests "${MUTATING}") - writes_before))
-resync_gets=$(($(apiserver_requests GET) - gets_before))
+apiserver_requests "${WORK}/resync-requests-after"
+resync_writes=$(grown_between "${WORK}/resync-requests-"{before,after} "^${MUTATING}/${OPERATOR_KINDS}$")
+resync_gets=$(grown_between "${WORK}/resync-requests-"{before,after} "^GET/${OPERATOR_KINDS}$")
 reconciles=$(metric_sum "${WORK}/resync" appstack_reconciles_total)
 requests=$(metric_sum "${WORK}/resync" appstack_api_requests_total)
 operator_writes=$((requests - $(awk '$1 ~ /^appstack_api_requests_total\{verb="(get|watch)"\}$/ { s += $NF } END { printf "%d", s }' "${WORK}/resync")))
@@ -486,17 +485,17 @@ log "resync: ${reconciles} reconciles, ${requests} API requests, ${resync_writes
 
 # What the N stacks cost while they came up: the API server's writes from every client, Events
 # and AppStacks apart, beside the direct apply's; the operator's own reconciles and requests.
-grown() { echo $(($(metric_sum "${WORK}/create-after" "$1") - $(metric_sum "${WORK}/create-before" "$1"))); }
-requests_by_verb=$(awk 'NR == FNR { b[$1] = $2; next }
-  $1 ~ /^appstack_api_requests_total[{]/ { match($1, /verb="[^"]*"/); v = substr($1, RSTART + 6, RLENGTH - 7)
-    printf "%s\"%s\": %d", sep, v, $2 - b[$1]; sep = ", " }' "${WORK}/create-before" "${WORK}/create-after")
-op_writes=$(writes_between "${WORK}/op-writes-before" "${WORK}/op-writes-after")
-op_event_writes=$(writes_between "${WORK}/op-writes-before" "${WORK}/op-writes-after" events)
-op_stack_writes=$(writes_between "${WORK}/op-writes-before" "${WORK}/op-writes-after" appstacks)
+grown() { grown_between "${WORK}/create-"{before,after} "^$1([{]|$)"; }
+requests_by_verb=$(differences "${WORK}/create-"{before,after} | awk '
+  $1 ~ /^appstack_api_requests_total[{]/ && match($1, /verb="[^"]*"/) {
+    printf "%s\"%s\": %d", sep, substr($1, RSTART + 6, RLENGTH - 7), $2; sep = ", " }')
+op_writes=$(grown_between "${WORK}/op-"{before,after} "^${MUTATING}/")
+op_event_writes=$(grown_between "${WORK}/op-"{before,after} "^${MUTATING}/events$")
+op_stack_writes=$(grown_between "${WORK}/op-"{before,after} "^${MUTATING}/appstacks$")
 direct_writes=null direct_event_writes=null
 if ((BASELINE)); then
-  direct_writes=$(writes_between "${WORK}/direct-writes-before" "${WORK}/direct-writes-after")
-  direct_event_writes=$(writes_between "${WORK}/direct-writes-before" "${WORK}/direct-writes-after" events)
+  direct_writes=$(grown_between "${WORK}/direct-"{before,after} "^${MUTATING}/")
+  direct_event_writes=$(grown_between "${WORK}/direct-"{before,after} "^${MUTATING}/events$")
 fi
 stop_operator
 
