@@ -531,6 +531,72 @@ async fn a_recreated_stack_waits_for_its_old_claim_to_go() {
     env.finish().await;
 }
 
+/// A reconcile's writes are one Event per reason, not one per write: every child of a new stack is
+/// named by exactly one "Created" Event, and there are fewer such Events than children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_stack_has_one_created_event_per_reconcile_naming_its_children() {
+    let env = TestEnv::start("created-events").await;
+    env.apply_stack(&books("books")).await.unwrap();
+    env.wait_ready("books").await;
+    let children = env.children_meta(&instance("books")).await;
+    assert!(children.len() > 5, "{children:?}");
+    // "Created Secret books-db, Service books-api" -> ["Secret/books-db", "Service/books-api"]
+    let created = || async {
+        let notes: Vec<String> = env
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("Created")
+                    && e.regarding.as_ref().is_some_and(|r| {
+                        r.kind.as_deref() == Some("AppStack") && r.name.as_deref() == Some("books")
+                    })
+            })
+            .filter_map(|e| e.note)
+            .collect();
+        let named: Vec<String> = notes
+            .iter()
+            .filter_map(|n| n.strip_prefix("Created "))
+            .flat_map(|list| list.split(", "))
+            .map(|child| child.replacen(' ', "/", 1))
+            .collect();
+        (notes, named)
+    };
+    // Events are published without waiting for them: wait until each child is named.
+    let found = eventually(TIMEOUT, || async {
+        let (notes, named) = created().await;
+        children
+            .keys()
+            .all(|child| named.contains(child))
+            .then_some((notes, named))
+    })
+    .await;
+    let Some((notes, named)) = found else {
+        let (notes, _) = created().await;
+        panic!(
+            "every child of {:?} in a Created Event: {notes:?}",
+            children.keys()
+        );
+    };
+    let mut distinct = named.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        named.len(),
+        "a child named twice: {notes:?}"
+    );
+    assert!(
+        notes.len() < children.len(),
+        "{} Created Events for {} children: {notes:?}",
+        notes.len(),
+        children.len()
+    );
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_failure_is_reported_once_and_clears() {
     const HPA_COUNT: &str = "count/horizontalpodautoscalers.autoscaling";

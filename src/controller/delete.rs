@@ -40,7 +40,7 @@ use crate::status::Observed;
 const ORPHAN_FINALIZER: &str = "orphan";
 
 pub async fn delete(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error> {
-    let events = Events::new(&ctx.recorder, &stack);
+    let events = Events::new(ctx, &stack);
     // Tell `kubectl get` why the stack is still there should the steps below keep failing.
     let deleting = Observed {
         generation: stack.metadata.generation,

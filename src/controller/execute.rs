@@ -1,5 +1,6 @@
 //! Carry out a plan's writes, in order, and nothing else. Returns the children as the writes
-//! left them, for the status. Every write is a metric and an Event.
+//! left them, for the status. Every write is a metric, a log line and an entry in `writes` (for the
+//! reconcile's Events).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 use super::Context;
 use super::dereference::typed;
 use super::error::Error;
-use super::events::Events;
+use super::events::Writes;
 use crate::plan::child::{Existing, Kind, Object, Slot};
 use crate::plan::handover::HANDOVER_MANAGER;
 use crate::plan::{Change, FIELD_MANAGER, Plan, Step};
@@ -25,7 +26,7 @@ const STOP_MANAGER: &str = "appstack-operator-stop";
 
 pub async fn execute(
     ctx: &Context,
-    events: &Events<'_>,
+    writes: &mut Writes,
     namespace: &str,
     plan: &Plan,
     existing: Existing,
@@ -91,7 +92,7 @@ pub async fn execute(
         };
         ctx.metrics.child_write(slot.kind.name(), reason);
         tracing::info!(kind = slot.kind.name(), name = %slot.name, action = reason, "child object written");
-        events.normal(reason, format!("{reason} {slot}"), Some(&slot));
+        writes.push(reason, slot.clone());
         match written {
             Some(object) => children.insert(slot, object),
             None => children.remove(&slot),

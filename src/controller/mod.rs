@@ -54,7 +54,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    /// Publishes Warning Events, folding one that comes back into a series.
     pub recorder: Recorder,
+    /// Who publishes the Events: this operator, this instance.
+    pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     /// Consecutive transient failures per stack, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<AppStack>, u32>>,
@@ -74,7 +77,8 @@ impl Context {
             instance,
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             metrics,
             failures: Mutex::default(),

@@ -6,7 +6,7 @@ use kube::runtime::controller::Action;
 
 use super::dereference::{Read, dereference};
 use super::error::Error;
-use super::events::Events;
+use super::events::{Events, Writes};
 use super::execute::execute;
 use super::status_writer::write_status;
 use super::{Context, REQUEUE_ROLLOUT, REQUEUE_WAITING, RESYNC, password};
@@ -26,8 +26,9 @@ const FAILURES_BEFORE_REPORT: u32 = 3;
 const RACE_ATTEMPTS: u32 = 3;
 
 pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Error> {
-    let events = Events::new(&ctx.recorder, &stack);
+    let events = Events::new(ctx, &stack);
     let generation = stack.metadata.generation;
+    let mut writes = Writes::default();
     let outcome = async {
         let valid = validate(&stack).map_err(Error::InvalidSpec)?;
         let caches = ctx.caches();
@@ -41,7 +42,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
             let existing = dereference(&ctx.client, from, &valid).await?;
             let now = Time(jiff::Timestamp::now());
             let plan = plan(&valid, &existing, &password::generate(), &now);
-            match execute(ctx, &events, &valid.namespace, &plan, existing).await {
+            match execute(ctx, &mut writes, &valid.namespace, &plan, existing).await {
                 Ok(children) => {
                     let observed = observe(
                         &valid,
@@ -63,6 +64,8 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
         }
     }
     .await;
+    // What was written, also when a later write failed.
+    events.wrote(&writes);
 
     match outcome {
         Ok((observed, hold, poll)) => {
