@@ -181,6 +181,22 @@ apiserver_requests() { # <file>
 MUTATING='(APPLY|PATCH|POST|PUT|DELETE|DELETECOLLECTION)'
 # The kinds the operator reads and writes.
 OPERATOR_KINDS='(appstacks|deployments|statefulsets|services|secrets|persistentvolumeclaims|ingresses|horizontalpodautoscalers|poddisruptionbudgets|jobs|networkpolicies)'
+# CPU seconds each process of the test cluster and the operator have used so far: lines
+# "<process> <seconds>" (the apply clients are short-lived kubectl processes, not counted).
+CPU_PROCESSES=(kube-apiserver etcd kube-controller kube-scheduler kwok appstack-operat)
+cpu_seconds() { # <file>
+  local hz pid
+  hz=$(getconf CLK_TCK)
+  for pid in $(pgrep -x "$(IFS='|'; echo "${CPU_PROCESSES[*]}")"); do
+    # Fields 14 and 15 of /proc/<pid>/stat: user and system time in clock ticks.
+    awk -v hz="${hz}" '{ gsub(/[()]/, "", $2); printf "%s %.2f\n", $2, ($14 + $15) / hz }' "/proc/${pid}/stat"
+  done | awk '{ s[$1] += $2 } END { for (p in s) print p, s[p] }' >"$1"
+}
+# A JSON object of the CPU seconds each process used between two cpu_seconds files.
+cpu_between() { # <before> <after>
+  differences "$1" "$2" | awk '{ printf "%s\"%s\": %.1f", sep, $1, $2; sep = ", " } END { print "" }' |
+    sed 's/^/{/; s/$/}/'
+}
 # "<key> <after - before>" for each line "<key> ... <value>" of a later file (metric scrapes and
 # apiserver_requests files alike; a key absent before counts from 0).
 differences() { # <before> <after>
@@ -404,11 +420,13 @@ if ((BASELINE)); then
   write_files many-direct "${STACKS}" direct
   create_namespaces many-direct
   apiserver_requests "${WORK}/direct-before"
+  cpu_seconds "${WORK}/direct-cpu-before"
   t0=$(now_ms)
   apply_files many-direct
   wait_count $((3 * STACKS)) "${DEADLINE}" available_objects many-direct
   many_direct_ms=$(($(now_ms) - t0))
   apiserver_requests "${WORK}/direct-after"
+  cpu_seconds "${WORK}/direct-cpu-after"
   log "all Available after ${many_direct_ms} ms; deleting"
   delete_namespaces many-direct
 fi
@@ -436,11 +454,13 @@ write_files many-op "${STACKS}" appstack
 create_namespaces many-op
 scrape "${WORK}/create-before"
 apiserver_requests "${WORK}/op-before"
+cpu_seconds "${WORK}/op-cpu-before"
 t0=$(now_ms)
 apply_files many-op
 wait_count "${STACKS}" "${DEADLINE}" ready_stacks many-op
 many_op_ms=$(($(now_ms) - t0))
 apiserver_requests "${WORK}/op-after"
+cpu_seconds "${WORK}/op-cpu-after"
 scrape "${WORK}/create-after"
 log "all Ready after ${many_op_ms} ms"
 
@@ -492,8 +512,10 @@ requests_by_verb=$(differences "${WORK}/create-"{before,after} | awk '
 op_writes=$(grown_between "${WORK}/op-"{before,after} "^${MUTATING}/")
 op_event_writes=$(grown_between "${WORK}/op-"{before,after} "^${MUTATING}/events$")
 op_stack_writes=$(grown_between "${WORK}/op-"{before,after} "^${MUTATING}/appstacks$")
-direct_writes=null direct_event_writes=null
+op_cpu=$(cpu_between "${WORK}/op-cpu-"{before,after})
+direct_writes=null direct_event_writes=null direct_cpu=null
 if ((BASELINE)); then
+  direct_cpu=$(cpu_between "${WORK}/direct-cpu-"{before,after})
   direct_writes=$(grown_between "${WORK}/direct-"{before,after} "^${MUTATING}/")
   direct_event_writes=$(grown_between "${WORK}/direct-"{before,after} "^${MUTATING}/events$")
 fi
@@ -532,6 +554,7 @@ results = {
     "many_stacks_child_writes": $(grown appstack_child_writes_total),
     "many_stacks_status_writes": $(grown appstack_status_writes_total),
     "many_stacks_operator_requests": {${requests_by_verb}},
+    "many_stacks_cpu_seconds": {"operator": ${op_cpu}, "direct": ${direct_cpu}},
     "rss_mib": {"0": ${rss_zero}, "${STACKS}": ${rss_many}},
     "rss_kib_per_stack": round((${rss_many} - ${rss_zero}) * 1024 / ${STACKS}, 1),
     "binary_mib": round(${binary_bytes} / 1048576, 2),
@@ -542,6 +565,11 @@ w, e = r['many_stacks_apiserver_writes'], r['many_stacks_apiserver_event_writes'
 kro = lambda v, f: "" if v is None else f(v)
 ms = lambda v: "—" if v is None else f"{v} ms"
 sec = lambda v: "—" if v is None else f"{v / 1000:.1f} s"
+c = r['many_stacks_cpu_seconds']
+parts = [("kube-apiserver", "API server"), ("etcd", "etcd"), ("kube-controller", "controller manager"),
+         ("kube-scheduler", "scheduler"), ("kwok", "KWOK"), ("appstack-operat", "operator")]
+cpu_label = " / ".join(label for _, label in parts)
+cpu = lambda d: "—" if d is None else " / ".join(f"{d.get(p, 0):.0f}" for p, _ in parts) + f" (total {sum(d.values()):.0f})"
 print(f"""
 | Figure ({r['stacks']} stacks, {${CLIENTS}} apply clients) | Operator | Direct | Ratio | kro (ratio) |
 |---|---|---|---|---|
@@ -554,6 +582,7 @@ print(f"""
 | API server writes while the {r['stacks']} stacks came up (every client) | {w['operator']} | {kro(w['direct'], str)} | {ratio(w['operator'], w['direct']) if w['direct'] else ''} | |
 | of which Events; AppStacks (spec, status, finalizer) | {e['operator']}; {r['many_stacks_apiserver_appstack_writes']} | {kro(e['direct'], str)}; — | | |
 | operator while creating: reconciles; child / status writes | {r['many_stacks_reconciles']}; {r['many_stacks_child_writes']} / {r['many_stacks_status_writes']} | | | |
+| CPU seconds while they came up: {cpu_label} | {cpu(c['operator'])} | {cpu(c['direct'])} | {ratio(sum(c['operator'].values()), sum(c['direct'].values())) if c['direct'] else ''} | |
 | operator's requests while creating, by verb | {', '.join(f"{k} {v}" for k, v in sorted(r['many_stacks_operator_requests'].items()))} | | | |
 | RSS at 0 / {r['stacks']} stacks | {r['rss_mib']['0']} / {r['rss_mib'][str(r['stacks'])]} MiB | | | {kro(r['kro_rss_mib'], lambda v: f"— / {v} MiB")} |
 | memory per stack | {r['rss_kib_per_stack']} KiB | | | |
