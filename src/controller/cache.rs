@@ -1,6 +1,7 @@
 //! The controller's caches of children: the reflector stores of the very watches that trigger
 //! reconciles, so that a reconcile reads its children without an API request. A cache may lag
-//! behind the API server by a watch event; see `dereference` for where that matters.
+//! behind the API server by a watch event: what the operator created itself is kept aside until
+//! its watch brings it back ([`Created`]), and `dereference` says what else that means.
 //!
 //! A child is kept as the JSON it arrived as, deflated ([`Cached`]), not typed: a typed Kubernetes
 //! object takes several times the memory of its JSON (profiled with heaptrack at 300 stacks: the
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 
+use super::created::Created;
 use super::{Scope, lock};
 use crate::crd::AppStack;
 use crate::plan::child::{Kind, Object, Slot};
@@ -51,6 +53,8 @@ pub struct Caches {
     ingresses: Store<Cached<Ingress>>,
     jobs: Store<Cached<Job>>,
     network_policies: Store<Cached<NetworkPolicy>>,
+    /// What this operator created and the stores may not hold yet.
+    created: Arc<Created>,
 }
 
 /// A watch of one child kind, as the controller's trigger.
@@ -91,16 +95,23 @@ impl Watches {
 impl Caches {
     /// A store per child kind, and the watches that fill them once polled.
     pub fn new(scope: &Scope, client: &Client, config: &watcher::Config) -> (Self, Watches) {
-        let (secrets, w_secrets) = cached(scope.api(client), config);
-        let (claims, w_claims) = cached(scope.api(client), config);
-        let (statefulsets, w_statefulsets) = cached(scope.api(client), config);
-        let (deployments, w_deployments) = cached(scope.api(client), config);
-        let (services, w_services) = cached(scope.api(client), config);
-        let (autoscalers, w_autoscalers) = cached(scope.api(client), config);
-        let (budgets, w_budgets) = cached(scope.api(client), config);
-        let (ingresses, w_ingresses) = cached(scope.api(client), config);
-        let (jobs, w_jobs) = cached(scope.api(client), config);
-        let (network_policies, w_network_policies) = cached(scope.api(client), config);
+        let created = Arc::<Created>::default();
+        let watch = |kind| KindWatch {
+            config,
+            kind,
+            created: created.clone(),
+        };
+        let (secrets, w_secrets) = watch(Kind::Secret).cached(scope.api(client));
+        let (claims, w_claims) = watch(Kind::Claim).cached(scope.api(client));
+        let (statefulsets, w_statefulsets) = watch(Kind::StatefulSet).cached(scope.api(client));
+        let (deployments, w_deployments) = watch(Kind::Deployment).cached(scope.api(client));
+        let (services, w_services) = watch(Kind::Service).cached(scope.api(client));
+        let (autoscalers, w_autoscalers) = watch(Kind::Autoscaler).cached(scope.api(client));
+        let (budgets, w_budgets) = watch(Kind::DisruptionBudget).cached(scope.api(client));
+        let (ingresses, w_ingresses) = watch(Kind::Ingress).cached(scope.api(client));
+        let (jobs, w_jobs) = watch(Kind::Job).cached(scope.api(client));
+        let (network_policies, w_network_policies) =
+            watch(Kind::NetworkPolicy).cached(scope.api(client));
         let caches = Self {
             secrets,
             claims,
@@ -112,6 +123,7 @@ impl Caches {
             ingresses,
             jobs,
             network_policies,
+            created,
         };
         let watches = Watches {
             secrets: w_secrets,
@@ -154,8 +166,19 @@ impl Caches {
             && waits.9.is_ok()
     }
 
-    /// The cached child in `slot` of a stack in `namespace`.
+    /// The child in `slot` of a stack in `namespace`: from its store, else as this operator
+    /// created it lately.
     pub fn get(&self, namespace: &str, slot: &Slot) -> Option<Object> {
+        self.stored(namespace, slot)
+            .or_else(|| self.created.get(namespace, slot))
+    }
+
+    /// `object` was just created in `namespace`: read it from here until its watch brings it.
+    pub fn created(&self, namespace: &str, object: Object) {
+        self.created.record(namespace, object);
+    }
+
+    fn stored(&self, namespace: &str, slot: &Slot) -> Option<Object> {
         fn find<K>(store: &Store<Cached<K>>, namespace: &str, name: &str) -> Option<K>
         where
             K: Resource<DynamicType = ()> + DeserializeOwned + 'static,
@@ -178,19 +201,41 @@ impl Caches {
     }
 }
 
-fn cached<K>(api: Api<K>, config: &watcher::Config) -> (Store<Cached<K>>, Trigger<K>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync,
-    K: 'static,
-{
-    let (store, writer) = reflector::store::<Cached<K>>();
-    let dictionary = Arc::new(Dictionary::default());
-    let stream = watcher(api, config.clone())
-        .map_ok(move |event| pack(event, &dictionary))
-        .reflect(writer)
-        .touched_objects()
-        .boxed();
-    (store, stream)
+/// How one child kind is watched and cached.
+struct KindWatch<'a> {
+    config: &'a watcher::Config,
+    kind: Kind,
+    created: Arc<Created>,
+}
+
+impl KindWatch<'_> {
+    fn cached<K>(self, api: Api<K>) -> (Store<Cached<K>>, Trigger<K>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync,
+        K: 'static,
+    {
+        let (store, writer) = reflector::store::<Cached<K>>();
+        let dictionary = Arc::new(Dictionary::default());
+        let KindWatch {
+            config,
+            kind,
+            created,
+        } = self;
+        let stream = watcher(api, config.clone())
+            .map_ok(move |event| pack(event, &dictionary))
+            .reflect(writer)
+            // Once the watch has brought a child back (or its deletion), the store is the source.
+            .inspect_ok(move |event| {
+                if let watcher::Event::Apply(child) | watcher::Event::Delete(child) = event
+                    && let (Some(namespace), Some(name)) = (&child.meta.namespace, &child.meta.name)
+                {
+                    created.forget(namespace, &Slot::new(kind, name.as_str()));
+                }
+            })
+            .touched_objects()
+            .boxed();
+        (store, stream)
+    }
 }
 
 fn pack<K: Resource + Serialize>(

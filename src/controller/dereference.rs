@@ -1,13 +1,13 @@
 //! Read what the plan needs: every child slot of the stack and the `existingSecret`, all at once.
 //!
-//! Children come from the controller's caches, which hold only what carries the operator's
-//! labels. A child the stack wants that is missing from them is read from the API server: the
-//! cache may lag behind a create by a watch event (and a lagging cache must never make the plan
-//! create a second password or claim), or a foreign object may hold the name (a name clash the
-//! plan must see). A slot the stack does not want is only read to delete what the operator left
-//! there, which is labelled and so cached. In a stack that has converged every wanted child is
-//! cached, and a reconcile makes no read. After a create-only write lost a race the reconcile
-//! plans again from [`Read::Fresh`].
+//! Children come from the controller's caches, which hold what carries the operator's labels,
+//! and what the operator created itself until its watch brings it back. A slot missing from them
+//! is taken as empty without asking the API server: the plan creates what the stack wants there
+//! with create-only writes, which fail if anything holds the name (a foreign object, or a child
+//! of ours the caches lag behind), and the reconcile then plans again from [`Read::Fresh`]. A plan
+//! that would block the stack is made again from [`Read::Fresh`] as well, since a lagging cache
+//! could make it (credentials that look lost). In a stack that has converged every wanted child is
+//! cached, and a reconcile makes no read.
 
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -20,7 +20,7 @@ use super::error::Error;
 use crate::plan::child::{Existing, Kind, Object, Slot};
 use crate::plan::database_image;
 use crate::plan::migration::{JobState, job_state};
-use crate::plan::{slots, wanted_slots};
+use crate::plan::slots;
 use crate::resources::job::DATABASE_CHECK_COMPONENT;
 use crate::resources::{LABEL_COMPONENT, LABEL_INSTANCE};
 use crate::stack::{Component, ValidStack};
@@ -29,7 +29,7 @@ use crate::status::RolloutState;
 /// Where children are read from.
 #[derive(Clone, Copy)]
 pub enum Read<'a> {
-    /// The caches, and the API server for create-only children missing from them.
+    /// The caches only.
     Cached(&'a Caches),
     /// The API server only.
     Fresh,
@@ -40,11 +40,9 @@ pub async fn dereference(
     from: Read<'_>,
     stack: &ValidStack,
 ) -> Result<Existing, Error> {
-    let wanted = wanted_slots(stack);
-    let reads = slots(stack).into_iter().map(|slot| {
-        let confirm_absence = wanted.contains(&slot);
-        read(client, from, stack, slot, confirm_absence)
-    });
+    let reads = slots(stack)
+        .into_iter()
+        .map(|slot| read(client, from, stack, slot));
     let children = try_join_all(reads).await?.into_iter().flatten().collect();
     let mut existing = Existing {
         children,
@@ -69,7 +67,7 @@ pub async fn dereference(
     // Database image checks: read once the database and its claim are known.
     let checks = database_image::check_job_names(stack, &existing)
         .into_iter()
-        .map(|name| read(client, from, stack, Slot::new(Kind::Job, name), true));
+        .map(|name| read(client, from, stack, Slot::new(Kind::Job, name)));
     existing
         .children
         .extend(try_join_all(checks).await?.into_iter().flatten());
@@ -109,14 +107,11 @@ async fn read(
     from: Read<'_>,
     stack: &ValidStack,
     slot: Slot,
-    confirm_absence: bool,
 ) -> Result<Option<(Slot, Object)>, Error> {
     if let Read::Cached(caches) = from {
-        match caches.get(&stack.namespace, &slot) {
-            Some(object) => return Ok(Some((slot, object))),
-            None if !confirm_absence => return Ok(None),
-            None => {}
-        }
+        return Ok(caches
+            .get(&stack.namespace, &slot)
+            .map(|object| (slot, object)));
     }
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &stack.namespace, &slot.kind.api_resource());
@@ -161,4 +156,46 @@ fn watching_rollout(stack: &ValidStack, existing: &Existing) -> bool {
         _ => false,
     });
     rolling || migrating
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::Scope;
+    use crate::resources::service::service;
+    use crate::test_fixtures::valid_stack;
+    use kube::runtime::watcher;
+
+    /// A client whose every request fails: nothing listens on the discard port.
+    fn unreachable() -> Client {
+        let url = "http://127.0.0.1:9".parse().expect("a URL");
+        Client::try_from(kube::Config::new(url)).expect("a client")
+    }
+
+    #[tokio::test]
+    async fn children_are_read_from_the_caches_without_a_request_even_when_missing() {
+        let client = unreachable();
+        // Empty stores: their watches are never polled.
+        let (caches, _watches) =
+            Caches::new(&Scope::default(), &client, &watcher::Config::default());
+        let stack = valid_stack("");
+        let existing = dereference(&client, Read::Cached(&caches), &stack)
+            .await
+            .expect("a new stack is planned without asking the API server");
+        assert!(existing.children.is_empty());
+
+        // What the operator created is read back before its watch brings it.
+        let api = Object::Service(service(&stack, Component::Api));
+        caches.created(&stack.namespace, api.clone());
+        let existing = dereference(&client, Read::Cached(&caches), &stack)
+            .await
+            .expect("no request");
+        assert_eq!(existing.children.get(&api.slot()), Some(&api));
+        assert_eq!(existing.children.len(), 1);
+
+        assert!(
+            dereference(&client, Read::Fresh, &stack).await.is_err(),
+            "a fresh read asks the API server"
+        );
+    }
 }

@@ -23,6 +23,9 @@ const OWNERSHIP_MANAGER: &str = "appstack-operator-ownership";
 const RESTORE_MANAGER: &str = "appstack-operator-restore";
 /// Scales the database down while its claim is being deleted.
 const STOP_MANAGER: &str = "appstack-operator-stop";
+/// A resourceVersion no stored object has: etcd's revisions count up from 1 and are signed 64-bit
+/// numbers, so none reaches the largest.
+const NO_STORED_VERSION: &str = "9223372036854775807";
 
 pub async fn execute(
     ctx: &Context,
@@ -35,9 +38,17 @@ pub async fn execute(
         client: &ctx.client,
         namespace,
     };
+    let caches = ctx.caches();
     let mut children = existing.children;
     for step in &plan.steps {
         let (reason, slot, written) = match step {
+            Step::Apply {
+                object,
+                change: Change::Create,
+            } => {
+                let written = writer.apply_new(object).await?;
+                (reasons::CREATED, object.slot(), Some(written))
+            }
             Step::Apply { object, change } => {
                 let slot = object.slot();
                 let (written, reason) = match writer.apply(object).await {
@@ -49,10 +60,10 @@ pub async fn execute(
                     }
                     result => (
                         result?,
-                        match change {
-                            Change::Create => reasons::CREATED,
-                            Change::Update => reasons::UPDATED,
-                            Change::RollBack => reasons::ROLLED_BACK,
+                        if *change == Change::RollBack {
+                            reasons::ROLLED_BACK
+                        } else {
+                            reasons::UPDATED
                         },
                     ),
                 };
@@ -93,6 +104,9 @@ pub async fn execute(
         ctx.metrics.child_write(slot.kind.name(), reason);
         tracing::info!(kind = slot.kind.name(), name = %slot.name, action = reason, "child object written");
         writes.push(reason, slot.clone());
+        if let (Some(caches), Some(object), reasons::CREATED) = (&caches, &written, reason) {
+            caches.created(namespace, object.clone());
+        }
         match written {
             Some(object) => children.insert(slot, object),
             None => children.remove(&slot),
@@ -143,11 +157,27 @@ impl Writer<'_> {
 
     /// Server-side apply under the operator's field manager, taking over conflicting fields.
     async fn apply(&self, object: &Object) -> Result<Object, Error> {
+        self.apply_value(object, object.to_value()).await
+    }
+
+    /// Server-side apply that creates `object` and fails with a 409 if anything holds its name:
+    /// the applied resourceVersion is a precondition that no stored object meets, and the API
+    /// server checks it only against an object that exists. The child then gets the same field
+    /// ownership as any applied one, so a later removal from the spec reaches it.
+    async fn apply_new(&self, object: &Object) -> Result<Object, Error> {
+        let mut value = object.to_value();
+        if let Some(meta) = value.get_mut("metadata") {
+            meta["resourceVersion"] = json!(NO_STORED_VERSION);
+        }
+        self.apply_value(object, value).await
+    }
+
+    async fn apply_value(&self, object: &Object, value: Value) -> Result<Object, Error> {
         let slot = object.slot();
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let written = self
             .api(slot.kind)
-            .patch(&slot.name, &params, &Patch::Apply(object.to_value()))
+            .patch(&slot.name, &params, &Patch::Apply(value))
             .await
             .map_err(Self::failed(&slot))?;
         typed(&slot, written)

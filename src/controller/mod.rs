@@ -3,6 +3,7 @@
 //! for deleted ones.
 
 pub mod cache;
+pub mod created;
 pub mod delete;
 pub mod dereference;
 pub mod error;

@@ -42,6 +42,11 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
             let existing = dereference(&ctx.client, from, &valid).await?;
             let now = Time(jiff::Timestamp::now());
             let plan = plan(&valid, &existing, &password::generate(), &now);
+            // A child missing from the caches may only be late: block on what is there.
+            if matches!(from, Read::Cached(_)) && matches!(plan.hold, Some(Hold::Blocked(_))) {
+                attempt += 1;
+                continue;
+            }
             match execute(ctx, &mut writes, &valid.namespace, &plan, existing).await {
                 Ok(children) => {
                     let observed = observe(
@@ -53,10 +58,11 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
                     );
                     return Ok::<_, Error>((observed, plan.hold, plan.poll));
                 }
-                // Another operator wrote the data first: read what it wrote (its password) and
-                // plan again, rather than write over it.
+                // Another writer got there first (another operator wrote the data, or a foreign
+                // object or a child the caches lag behind holds the name of one to create): read
+                // what is there (its password) and plan again, rather than write over it.
                 Err(Error::Raced { kind, name }) if attempt < RACE_ATTEMPTS => {
-                    tracing::info!(kind, %name, "another writer got there first; planning again");
+                    tracing::info!(kind, %name, "written by another writer since it was read; planning again");
                     attempt += 1;
                 }
                 Err(error) => return Err(error),

@@ -48,6 +48,8 @@ pub enum Hold {
 /// A write, as the Events and metrics name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
+    /// Only if nothing holds the name: the plan may have seen an empty slot in a cache that lags,
+    /// or where a foreign object stands (the write fails, and the reconcile plans again).
     Create,
     Update,
     /// Back to the last good template after a failed rollout.
@@ -267,21 +269,6 @@ pub fn slots(stack: &ValidStack) -> Vec<Slot> {
         ));
     }
     slots
-}
-
-/// The slots in which the stack wants an object (the others, [`slots`] reads only to delete what
-/// the operator left there). Which slots those are depends on the spec alone.
-pub fn wanted_slots(stack: &ValidStack) -> Vec<Slot> {
-    let source = Source::Generated {
-        password: String::new(),
-        claim_uid: None,
-    };
-    let (children, migration_job) = desired_children(stack, &source, &Existing::default());
-    children
-        .into_iter()
-        .filter_map(|(slot, object)| object.map(|_| slot))
-        .chain(migration_job.map(|job| Object::Job(job).slot()))
-        .collect()
 }
 
 /// Data-bearing children: never owned by the stack, so that only the finalizer decides their

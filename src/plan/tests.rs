@@ -417,30 +417,3 @@ fn a_database_deployment_of_an_earlier_version_is_replaced_without_two_postmaste
         "same Secret and claim: no new password, no new claim"
     );
 }
-
-#[test]
-fn the_wanted_slots_are_what_a_converged_stack_holds() {
-    let specs = [
-        "",
-        "ingress: {host: books.example.com}\napi: {image: registry.example.com/books-api:1.4.2, autoscaling: {minReplicas: 2, maxReplicas: 4}}",
-    ];
-    for spec in specs {
-        let (stack, existing) = converged(spec);
-        let mut wanted = wanted_slots(&stack);
-        wanted.sort();
-        // Database image checks are read apart (see `controller::dereference`).
-        let checks = database_image::check_job_names(&stack, &existing);
-        let held: Vec<Slot> = existing
-            .children
-            .keys()
-            .filter(|slot| !(slot.kind == Kind::Job && checks.contains(&slot.name)))
-            .cloned()
-            .collect();
-        assert_eq!(wanted, held, "spec {spec:?}");
-        let read = slots(&stack);
-        assert!(
-            wanted.iter().all(|slot| read.contains(slot)),
-            "read before planning"
-        );
-    }
-}
