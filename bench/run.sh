@@ -25,7 +25,9 @@
 # BENCH_KRO=1 adds kro (kubernetes-sigs/kro, built from its Go module by tests/tools/build.sh) as a
 # third column: the same objects as a ResourceGraphDefinition, its instances ACTIVE.
 # Env: BENCH_STACKS, BENCH_ONE_RUNS, BENCH_CLIENTS, BENCH_PER_NAMESPACE, BENCH_DB_IMAGE (see
-# appstack() below), BENCH_KCM_QPS (200: the
+# appstack() below), BENCH_PROFILE_SECONDS (a CPU profile of the API server over that many seconds of
+# each side's N-stack phase, from 20 s after its apply starts: target/bench/apiserver-<side>.pprof,
+# for `go tool pprof -top`), BENCH_KCM_QPS (200: the
 # control plane's kube-controller-manager requests/s), BENCH_BIN (another
 # operator binary instead of the release build), BENCH_METRICS_PORT, APPSTACK_CLUSTER_PORT and
 # APPSTACK_CLUSTER_DIR (see tests/cluster/README.md), CARGO_TARGET_DIR.
@@ -317,6 +319,12 @@ write_files() { # <tag> <count> <kind>
   done
   for ((i = 0; i <= (count - 1) / PER_NAMESPACE; i++)); do echo "${tag}-${i}"; done >"${WORK}/${tag}.namespaces"
 }
+# With BENCH_PROFILE_SECONDS, in the background: the API server's CPU profile of this side.
+profile_apiserver() { # <side>
+  local seconds="${BENCH_PROFILE_SECONDS:-0}"
+  ((seconds > 0)) || return 0
+  (sleep 20 && kubectl get --raw "/debug/pprof/profile?seconds=${seconds}" >"${OUT}/apiserver-$1.pprof") &
+}
 apply_files() { # <tag>
   printf '%s\n' "${WORK}/$1".*.yaml |
     xargs -P "${CLIENTS}" -I{} kubectl apply --server-side --field-manager=bench -f {} >/dev/null
@@ -422,6 +430,7 @@ if ((BASELINE)); then
   apiserver_requests "${WORK}/direct-before"
   cpu_seconds "${WORK}/direct-cpu-before"
   t0=$(now_ms)
+  profile_apiserver direct
   apply_files many-direct
   wait_count $((3 * STACKS)) "${DEADLINE}" available_objects many-direct
   many_direct_ms=$(($(now_ms) - t0))
@@ -456,6 +465,7 @@ scrape "${WORK}/create-before"
 apiserver_requests "${WORK}/op-before"
 cpu_seconds "${WORK}/op-cpu-before"
 t0=$(now_ms)
+profile_apiserver operator
 apply_files many-op
 wait_count "${STACKS}" "${DEADLINE}" ready_stacks many-op
 many_op_ms=$(($(now_ms) - t0))
@@ -494,7 +504,7 @@ resync_writes=$(grown_between "${WORK}/resync-requests-"{before,after} "^${MUTAT
 resync_gets=$(grown_between "${WORK}/resync-requests-"{before,after} "^GET/${OPERATOR_KINDS}$")
 reconciles=$(metric_sum "${WORK}/resync" appstack_reconciles_total)
 requests=$(metric_sum "${WORK}/resync" appstack_api_requests_total)
-operator_writes=$((requests - $(awk '$1 ~ /^appstack_api_requests_total\{verb="(get|watch)"\}$/ { s += $NF } END { printf "%d", s }' "${WORK}/resync")))
+operator_writes=$((requests - $(awk '$1 ~ /^appstack_api_requests_total\{verb="(get|list|watch)"\}$/ { s += $NF } END { printf "%d", s }' "${WORK}/resync")))
 rss_many=$(rss_mib)
 : >"${WORK}/empty"
 noop_p50=$(quantile 0.5 "${WORK}/empty" "${WORK}/resync")

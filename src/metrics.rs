@@ -92,7 +92,7 @@ impl Default for Metrics {
         );
         registry.register(
             "api_requests",
-            "Requests of reconciles to the API server by verb (get includes list; watches excluded)",
+            "Requests of reconciles to the API server by verb (watches excluded)",
             api_requests.clone(),
         );
         registry.register(

@@ -197,6 +197,17 @@ fn outcome(result: &Result<Action, Error>) -> &'static str {
     }
 }
 
+/// What kubectl's client-side apply keeps on an object: the whole manifest again.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// An AppStack as the cache keeps it: without what nothing here reads and what would take most
+/// of its memory, its managedFields and the manifest copy of `kubectl apply`.
+fn slim_stack(stack: &mut AppStack) {
+    stack.managed_fields_mut().clear();
+    let annotations = stack.annotations_mut();
+    annotations.remove(LAST_APPLIED);
+}
+
 /// Ready once the AppStack watch has listed everything; not ready while it fails (the CRD is
 /// missing, RBAC forbids it, the API server is away) until a fresh list succeeds.
 fn track_readiness<K>(event: &Result<watcher::Event<K>, watcher::Error>, ready: &AtomicBool) {
@@ -319,9 +330,8 @@ pub async fn run_until(
     }));
     let (caches, child_watches) = cache::Caches::new(&scope, &client, &children);
     *lock(&ctx.caches) = Some(caches.clone());
-    // Nothing reads an AppStack's managedFields, and they are most of a cached AppStack.
     let stacks = watcher(scope.api::<AppStack>(&client), list_pages())
-        .modify(|stack| stack.managed_fields_mut().clear())
+        .modify(slim_stack)
         .reflect(stacks_writer)
         .inspect(move |event| track_readiness(event, &synced))
         .applied_objects();
@@ -389,6 +399,27 @@ mod tests {
             ready.load(Ordering::Relaxed),
             "ready again after a fresh list"
         );
+    }
+
+    #[test]
+    fn a_cached_stack_keeps_no_managed_fields_nor_the_manifest_copy_of_kubectl_apply() {
+        let mut stack = crate::test_fixtures::stack_from_yaml("");
+        stack.metadata.managed_fields = Some(vec![Default::default()]);
+        stack.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_owned(), "{\"spec\": {}}".to_owned()),
+                ("team".to_owned(), "shop".to_owned()),
+            ]
+            .into(),
+        );
+        let spec = stack.spec.clone();
+        slim_stack(&mut stack);
+        assert_eq!(stack.metadata.managed_fields, Some(vec![]));
+        assert_eq!(
+            stack.metadata.annotations,
+            Some([("team".to_owned(), "shop".to_owned())].into())
+        );
+        assert_eq!(stack.spec, spec);
     }
 
     #[test]
