@@ -9,6 +9,7 @@
 pub mod controller;
 pub mod crd;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod names;
 pub mod plan;

@@ -80,6 +80,10 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // Before the runtime starts its threads.
+    if !appstack_operator::memory::use_one_malloc_arena() {
+        eprintln!("warning: glibc refused one malloc arena; memory use will be higher");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Crd) => print_crd(),
