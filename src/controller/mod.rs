@@ -13,7 +13,7 @@ pub mod password;
 pub mod reconcile;
 pub mod status_writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,6 +43,11 @@ pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 /// Look at a stack whose API or frontend is rolling out (or migrating) again after this long:
 /// pod states are not watched, and a failing rollout must show in seconds.
 pub const REQUEUE_ROLLOUT: Duration = Duration::from_secs(5);
+/// Rollout looks a second across every stack that rolls out. When thousands roll out at once
+/// (created together), looking at each every 5 s would ask for more reconciles than the operator
+/// can run; kube-runtime then holds the due ones in a set that it serves in hash order, so some
+/// stacks, new ones among them, wait for many minutes. Each stack is looked at less often instead.
+const ROLLOUT_LOOKS_PER_SECOND: f64 = 10.0;
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// Reconciles at once. A reconcile waits on the API server most of its time (its writes go one
 /// after another), so 1,000 new stacks come up faster with more of them at once; unbounded, a
@@ -69,6 +74,8 @@ pub struct Context {
     status_written_over: Mutex<HashMap<ObjectRef<AppStack>, String>>,
     /// The children's caches while the controller runs.
     caches: Mutex<Option<cache::Caches>>,
+    /// Stacks whose last reconcile asked to look again soon at a rollout.
+    rolling_out: Mutex<HashSet<ObjectRef<AppStack>>>,
 }
 
 impl Context {
@@ -86,6 +93,7 @@ impl Context {
             reconciled: Mutex::default(),
             status_written_over: Mutex::default(),
             caches: Mutex::default(),
+            rolling_out: Mutex::default(),
         }
     }
 
@@ -122,6 +130,19 @@ impl Context {
         lock(&self.status_written_over).get(&ObjectRef::from_obj(stack)) == Some(&version)
     }
 
+    /// When to look at `stack` again: `rolling_out`, soon ([`rollout_look_interval`] for as
+    /// many stacks as roll out now); else `otherwise`.
+    pub fn next_look(&self, stack: &AppStack, rolling_out: bool, otherwise: Duration) -> Duration {
+        let mut set = lock(&self.rolling_out);
+        let key = ObjectRef::from_obj(stack);
+        if !rolling_out {
+            set.remove(&key);
+            return otherwise;
+        }
+        set.insert(key);
+        rollout_look_interval(set.len())
+    }
+
     /// The resourceVersion of the AppStack `namespace/name` that its last finished reconcile saw:
     /// lets a caller wait for the reconcile that follows a change it made.
     pub fn last_reconciled(&self, namespace: &str, name: &str) -> Option<String> {
@@ -129,6 +150,13 @@ impl Context {
             .get(&ObjectRef::new(name).within(namespace))
             .cloned()
     }
+}
+
+/// How often each of `rolling_out` stacks is looked at: every [`REQUEUE_ROLLOUT`], or as often
+/// as [`ROLLOUT_LOOKS_PER_SECOND`] spread over them allows.
+pub fn rollout_look_interval(rolling_out: usize) -> Duration {
+    let spread = Duration::from_secs_f64(rolling_out as f64 / ROLLOUT_LOOKS_PER_SECOND);
+    spread.max(REQUEUE_ROLLOUT)
 }
 
 /// A panic elsewhere cannot leave these maps inconsistent; keep using them.
@@ -182,6 +210,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
         // The finalizer let go: the stack is gone, and so is what was kept about it.
         lock(&ctx.reconciled).remove(&key);
         lock(&ctx.status_written_over).remove(&key);
+        lock(&ctx.rolling_out).remove(&key);
     } else if let Some(version) = version {
         lock(&ctx.reconciled).insert(key, version);
     }
@@ -420,6 +449,14 @@ mod tests {
             Some([("team".to_owned(), "shop".to_owned())].into())
         );
         assert_eq!(stack.spec, spec);
+    }
+
+    #[test]
+    fn rollouts_are_looked_at_every_five_seconds_until_too_many_roll_out_at_once() {
+        assert_eq!(rollout_look_interval(1), REQUEUE_ROLLOUT);
+        assert_eq!(rollout_look_interval(50), REQUEUE_ROLLOUT);
+        assert_eq!(rollout_look_interval(100), Duration::from_secs(10));
+        assert_eq!(rollout_look_interval(1000), Duration::from_secs(100));
     }
 
     #[test]

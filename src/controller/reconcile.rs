@@ -9,7 +9,7 @@ use super::error::Error;
 use super::events::{Events, Writes};
 use super::execute::execute;
 use super::status_writer::write_status;
-use super::{Context, REQUEUE_ROLLOUT, REQUEUE_WAITING, RESYNC, password};
+use super::{Context, REQUEUE_WAITING, RESYNC, password};
 use crate::crd::{AppStack, AppStackStatus};
 use crate::plan::{Hold, plan};
 use crate::reasons;
@@ -80,13 +80,20 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
             }
             announce_rollouts(&stack, &events, &observed);
             write_status(&stack, ctx, &observed).await?;
+            // Pod states are not watched: a rollout is looked at every few seconds.
+            let rolling_out = hold.is_none() && poll;
             match hold {
-                Some(Hold::Blocked(blocker)) => Err(Error::Blocked(blocker)),
+                Some(Hold::Blocked(blocker)) => {
+                    ctx.next_look(&stack, false, REQUEUE_WAITING);
+                    Err(Error::Blocked(blocker))
+                }
                 // The watch brings the stack back when what it waits for is gone.
-                Some(Hold::Waiting(_)) => Ok(Action::requeue(REQUEUE_WAITING)),
-                // Pod states are not watched: a rollout is looked at every few seconds.
-                None if poll => Ok(Action::requeue(REQUEUE_ROLLOUT)),
-                None => Ok(Action::requeue(RESYNC)),
+                Some(Hold::Waiting(_)) => Ok(Action::requeue(ctx.next_look(
+                    &stack,
+                    false,
+                    REQUEUE_WAITING,
+                ))),
+                None => Ok(Action::requeue(ctx.next_look(&stack, rolling_out, RESYNC))),
             }
         }
         Err(error)
