@@ -130,17 +130,17 @@ impl Context {
         lock(&self.status_written_over).get(&ObjectRef::from_obj(stack)) == Some(&version)
     }
 
-    /// When to look at `stack` again: `rolling_out`, soon ([`rollout_look_interval`] for as
-    /// many stacks as roll out now); else `otherwise`.
-    pub fn next_look(&self, stack: &AppStack, rolling_out: bool, otherwise: Duration) -> Duration {
+    /// Whether `stack` rolls out now; if it does, how soon to look at it again
+    /// ([`rollout_look_interval`] for as many stacks as roll out now).
+    pub fn rollout_look(&self, stack: &AppStack, rolling_out: bool) -> Option<Duration> {
         let mut set = lock(&self.rolling_out);
         let key = ObjectRef::from_obj(stack);
         if !rolling_out {
             set.remove(&key);
-            return otherwise;
+            return None;
         }
         set.insert(key);
-        rollout_look_interval(set.len())
+        Some(rollout_look_interval(set.len()))
     }
 
     /// The resourceVersion of the AppStack `namespace/name` that its last finished reconcile saw:

@@ -81,19 +81,12 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: &Context) -> Result<Action, Er
             announce_rollouts(&stack, &events, &observed);
             write_status(&stack, ctx, &observed).await?;
             // Pod states are not watched: a rollout is looked at every few seconds.
-            let rolling_out = hold.is_none() && poll;
+            let rollout_look = ctx.rollout_look(&stack, hold.is_none() && poll);
             match hold {
-                Some(Hold::Blocked(blocker)) => {
-                    ctx.next_look(&stack, false, REQUEUE_WAITING);
-                    Err(Error::Blocked(blocker))
-                }
+                Some(Hold::Blocked(blocker)) => Err(Error::Blocked(blocker)),
                 // The watch brings the stack back when what it waits for is gone.
-                Some(Hold::Waiting(_)) => Ok(Action::requeue(ctx.next_look(
-                    &stack,
-                    false,
-                    REQUEUE_WAITING,
-                ))),
-                None => Ok(Action::requeue(ctx.next_look(&stack, rolling_out, RESYNC))),
+                Some(Hold::Waiting(_)) => Ok(Action::requeue(REQUEUE_WAITING)),
+                None => Ok(Action::requeue(rollout_look.unwrap_or(RESYNC))),
             }
         }
         Err(error)
