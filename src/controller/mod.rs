@@ -12,6 +12,7 @@ pub mod execute;
 pub mod password;
 pub mod reconcile;
 pub mod status_writer;
+pub mod turns;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,7 @@ use crate::crd::AppStack;
 use crate::metrics::Metrics;
 use crate::resources::managed_selector;
 pub use error::Error;
+use turns::Turns;
 
 pub const FINALIZER: &str = "appstack.dev/cleanup";
 /// Look at a healthy stack again after this long even without a watch event.
@@ -45,16 +47,16 @@ pub const REQUEUE_WAITING: Duration = Duration::from_secs(30);
 pub const REQUEUE_ROLLOUT: Duration = Duration::from_secs(5);
 /// Rollout looks a second across every stack that rolls out. When thousands roll out at once
 /// (created together), looking at each every 5 s would ask for more reconciles than the operator
-/// can run; kube-runtime then holds the due ones in a set that it serves in hash order, so some
-/// stacks, new ones among them, wait for many minutes. Each stack is looked at less often instead.
+/// can run, and every other reconcile (a new stack's first among them) would queue behind the
+/// looks for its turn. Each stack is looked at less often instead.
 const ROLLOUT_LOOKS_PER_SECOND: f64 = 10.0;
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
-/// Reconciles at once. A reconcile waits on the API server most of its time (its writes go one
+/// Reconciles at once (their turns: `turns.rs`). A reconcile waits on the API server most of its time (its writes go one
 /// after another), so 1,000 new stacks come up faster with more of them at once; unbounded, a
 /// restarted leader reconciles every stack at once and its requests queue behind each other in
 /// the API server's fairness queue of its ServiceAccount, Lease renewals included, until the
 /// leader misses its renew deadline.
-const CONCURRENCY: u16 = 16;
+const CONCURRENCY: usize = 16;
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// What every reconcile shares.
@@ -303,6 +305,33 @@ impl Scope {
     }
 }
 
+/// kube-runtime starts every due reconcile at once, each to wait for its turn (`turns.rs`).
+fn in_turns() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(0)
+}
+
+/// `reconcile` of `stack` in its turn, with the stack as the cache has it then: it may have
+/// changed, or gone, while the reconcile waited.
+async fn in_turn<C, R>(
+    turns: Arc<Turns>,
+    stacks: reflector::Store<AppStack>,
+    stack: Arc<AppStack>,
+    ctx: Arc<C>,
+    reconcile: impl FnOnce(Arc<AppStack>, Arc<C>) -> R,
+) -> Result<Action, Error>
+where
+    R: Future<Output = Result<Action, Error>>,
+{
+    let turn = turns.run(|| async move {
+        match stacks.get(&ObjectRef::from_obj(stack.as_ref())) {
+            Some(latest) => reconcile(latest, ctx).await,
+            None => Ok(Action::await_change()),
+        }
+    });
+    // None: the controller stops, and what this returns goes nowhere.
+    turn.await.unwrap_or_else(|| Ok(Action::await_change()))
+}
+
 /// Watches list in pages of 100 objects rather than kube's 500: each page is held whole, with
 /// every object's managedFields, until its objects are cached, and ten child watches list at
 /// once when the operator starts.
@@ -375,15 +404,24 @@ pub async fn run_until(
     let stacks = futures::stream::once(filled)
         .filter_map(|()| std::future::ready(None))
         .chain(stacks);
-    let controller = Controller::for_stream(stacks, stacks_cache)
-        .with_config(kube::runtime::controller::Config::default().concurrency(CONCURRENCY));
+    let turns = Arc::new(Turns::new(CONCURRENCY));
+    let controller = Controller::for_stream(stacks, stacks_cache.clone()).with_config(in_turns());
+    // The reconciles waiting for their turn give up at once when the controller stops.
+    let stopped = {
+        let turns = turns.clone();
+        stopped.map(move |_| turns.close())
+    };
     let controller = child_watches
         .trigger(controller)
-        .graceful_shutdown_on(stopped.map(drop));
+        .graceful_shutdown_on(stopped);
     let metrics = ctx.metrics.clone();
     let context = ctx.clone();
     controller
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |stack, ctx| in_turn(turns.clone(), stacks_cache.clone(), stack, ctx, reconcile),
+            error_policy,
+            ctx,
+        )
         .for_each(|result| async move {
             use kube::runtime::controller::Error as ControllerError;
             match result {
@@ -409,6 +447,60 @@ pub async fn run_until(
 mod tests {
     use super::*;
     use crate::status::Blocker;
+
+    /// Twelve stacks that each want a reconcile again a millisecond after the last, two turns:
+    /// always more due than can run, as when thousands of stacks are created at once. Served in
+    /// the order they fell due, each gets its share; kube-runtime's own limit serves some over
+    /// and over while others wait.
+    #[tokio::test]
+    async fn every_due_stack_gets_its_turn_while_more_are_due_than_can_run() {
+        const STACKS: usize = 12;
+        const RECONCILES: usize = 240;
+        let (store, mut writer) = reflector::store::<AppStack>();
+        let stacks: Vec<AppStack> = (0..STACKS)
+            .map(|n| {
+                let mut stack = crate::test_fixtures::stack_from_yaml("");
+                stack.metadata.name = Some(format!("stack-{n}"));
+                stack
+            })
+            .collect();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for stack in &stacks {
+            writer.apply_watcher_event(&watcher::Event::InitApply(stack.clone()));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let trigger =
+            futures::stream::iter(stacks.into_iter().map(Ok)).chain(futures::stream::pending());
+        let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+        let busy_reconcile = |stack: Arc<AppStack>, counts: Arc<Mutex<HashMap<String, usize>>>| async move {
+            *lock(&counts).entry(stack.name_any()).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(Action::requeue(Duration::from_millis(1)))
+        };
+        let turns = Arc::new(Turns::new(2));
+        let finished = Controller::for_stream(trigger, store.clone())
+            .with_config(in_turns())
+            .run(
+                move |stack, counts| {
+                    in_turn(turns.clone(), store.clone(), stack, counts, busy_reconcile)
+                },
+                |_, _: &Error, _| Action::await_change(),
+                counts.clone(),
+            )
+            .take(RECONCILES)
+            .count();
+        tokio::time::timeout(Duration::from_secs(60), finished)
+            .await
+            .expect("the reconciles finish");
+        let counts = lock(&counts).clone();
+        let fewest = (0..STACKS)
+            .map(|n| counts.get(&format!("stack-{n}")).copied().unwrap_or(0))
+            .min();
+        assert!(
+            fewest >= Some(RECONCILES / STACKS / 2),
+            "some stacks waited while others ran again and again: {counts:?}"
+        );
+    }
 
     #[test]
     fn readiness_follows_the_appstack_watch() {

@@ -317,11 +317,14 @@ test_restricted_pod_security() {
 }
 
 # ------------------------------------------------------------------------ 5
-# Sum of the counts of the pod's "Unhealthy" Events whose message starts with <probe>.
+# Sum of the counts of the pod's "Unhealthy" Events that say "<probe> probe failed". Not those that
+# say "<probe> probe errored": the kubelet writes one when its exec probe meets a container that
+# has just exited (a clean exit included), and throws that result away instead of counting it
+# towards the failure threshold.
 probe_failures() { # <pod> <Liveness|Readiness> [message substring]
   k -n "${NS}" get events --field-selector "involvedObject.name=$1,reason=Unhealthy" \
     -o jsonpath='{range .items[*]}{.count}{" "}{.message}{"\n"}{end}' 2>/dev/null |
-    awk -v probe="$2 probe" -v text="${3:-}" 'index($0, probe) && index($0, text) { n += $1 } END { print n + 0 }'
+    awk -v probe="$2 probe failed" -v text="${3:-}" 'index($0, probe) && index($0, text) { n += $1 } END { print n + 0 }'
 }
 container_restarts() { pod_field "$1" '{.status.containerStatuses[0].restartCount}'; }
 session_running() { # <ip>: the pg_sleep session is connected
