@@ -75,20 +75,19 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Trigger `controller` as `Controller::owns`/`watches` would: owned children map to their
-    /// owner, Secrets and claims (which may have no owner) through their instance label.
+    /// Trigger `controller` with each child's stack ([`Cached::stack`]).
     pub fn trigger(self, controller: Controller<AppStack>) -> Controller<AppStack> {
         controller
             .watches_stream(self.secrets, Cached::stack)
             .watches_stream(self.claims, Cached::stack)
-            .owns_stream(self.statefulsets)
-            .owns_stream(self.deployments)
-            .owns_stream(self.services)
-            .owns_stream(self.autoscalers)
-            .owns_stream(self.budgets)
-            .owns_stream(self.ingresses)
-            .owns_stream(self.jobs)
-            .owns_stream(self.network_policies)
+            .watches_stream(self.statefulsets, Cached::stack)
+            .watches_stream(self.deployments, Cached::stack)
+            .watches_stream(self.services, Cached::stack)
+            .watches_stream(self.autoscalers, Cached::stack)
+            .watches_stream(self.budgets, Cached::stack)
+            .watches_stream(self.ingresses, Cached::stack)
+            .watches_stream(self.jobs, Cached::stack)
+            .watches_stream(self.network_policies, Cached::stack)
     }
 }
 
@@ -299,13 +298,15 @@ impl Dictionary {
 }
 
 /// A child as the caches keep it: the object as JSON (slimmed, see [`slim`]) deflated against its
-/// kind's [`Dictionary`], and beside it typed only the metadata that the stores and the
-/// controller's owner triggers look up (name, namespace, uid, resourceVersion, owner references).
+/// kind's [`Dictionary`], and beside it only what the stores and the controller's triggers look
+/// up: its name and namespace (the stores key their entries by them, and copy the uid and
+/// resourceVersion of the metadata into each key, so those are left out) and its stack's name.
+/// A reconcile reads everything else from the object.
 pub struct Cached<K> {
     meta: ObjectMeta,
-    /// Its stack's name (the instance label): Secrets and claims, which may have no owner, map
-    /// to their stack through it.
-    instance: Option<Box<str>>,
+    /// Its stack's name: the instance label, which every child carries, or else (a label
+    /// removed by hand) the AppStack that owns it. Secrets and claims may have no owner.
+    stack: Option<Box<str>>,
     packed: Box<[u8]>,
     /// The length of the JSON unpacked.
     len: usize,
@@ -326,15 +327,17 @@ impl<K: Resource + Serialize> Cached<K> {
         let meta = ObjectMeta {
             name: full.name.clone(),
             namespace: full.namespace.clone(),
-            uid: full.uid.clone(),
-            resource_version: full.resource_version.clone(),
-            owner_references: full.owner_references.clone(),
             ..ObjectMeta::default()
         };
         let instance = full.labels.as_ref().and_then(|l| l.get(LABEL_INSTANCE));
+        let owner = || {
+            let owners = full.owner_references.as_deref().unwrap_or_default();
+            let stack = owners.iter().find(|o| o.kind == AppStack::kind(&()))?;
+            Some(&stack.name)
+        };
         Self {
             meta,
-            instance: instance.map(|i| i.as_str().into()),
+            stack: instance.or_else(owner).map(|name| name.as_str().into()),
             packed,
             len,
             dictionary: dictionary.clone(),
@@ -344,9 +347,9 @@ impl<K: Resource + Serialize> Cached<K> {
 }
 
 impl<K> Cached<K> {
-    /// The stack a child belongs to by its instance label.
+    /// The stack the child belongs to.
     pub fn stack(self) -> Option<ObjectRef<AppStack>> {
-        Some(ObjectRef::new(self.instance.as_deref()?).within(self.meta.namespace.as_deref()?))
+        Some(ObjectRef::new(self.stack.as_deref()?).within(self.meta.namespace.as_deref()?))
     }
 
     /// How many bytes the child takes packed.
@@ -367,7 +370,7 @@ impl<K> Clone for Cached<K> {
     fn clone(&self) -> Self {
         Self {
             meta: self.meta.clone(),
-            instance: self.instance.clone(),
+            stack: self.stack.clone(),
             packed: self.packed.clone(),
             len: self.len,
             dictionary: self.dictionary.clone(),
@@ -380,7 +383,7 @@ impl<K> Debug for Cached<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cached")
             .field("meta", &self.meta)
-            .field("instance", &self.instance)
+            .field("stack", &self.stack)
             .field("bytes", &self.len)
             .field("packed", &self.packed.len())
             .finish()
@@ -455,6 +458,7 @@ mod tests {
     use super::*;
     use crate::plan::FIELD_MANAGER;
     use crate::plan::handover::{HANDOVER_MANAGER, replicas_to_hand_over};
+    use serde_json::Value;
 
     #[test]
     fn slimming_keeps_only_who_owns_replicas() {
@@ -523,22 +527,45 @@ mod tests {
         slim(&mut deployment);
         assert_eq!(cached.object(), Some(deployment.clone()));
         // What the stores and the controller's triggers look up, and nothing else.
-        assert_eq!(cached.meta().name.as_deref(), Some("books-api"));
-        assert_eq!(cached.meta().namespace.as_deref(), Some("shop"));
-        assert_eq!(cached.meta().uid.as_deref(), Some("u1"));
-        assert_eq!(cached.meta().resource_version.as_deref(), Some("42"));
         assert_eq!(
-            cached.meta().owner_references,
-            deployment.metadata.owner_references
+            cached.meta(),
+            &ObjectMeta {
+                name: Some("books-api".into()),
+                namespace: Some("shop".into()),
+                ..ObjectMeta::default()
+            }
         );
-        assert_eq!(cached.meta().labels, None);
-        assert_eq!(cached.meta().annotations, None);
         assert_eq!(
             cached.clone().stack(),
             Some(ObjectRef::new("books").within("shop"))
         );
         assert_eq!(Cached::<Deployment>::kind(&()), "Deployment");
         assert_eq!(Cached::<Deployment>::api_version(&()), "apps/v1");
+    }
+
+    #[test]
+    fn a_child_maps_to_its_stack_by_its_label_else_by_its_owner() {
+        let child = |meta: Value| {
+            let deployment: Deployment = serde_json::from_value(json!({"metadata": meta})).unwrap();
+            Cached::new(deployment, &Arc::new(Dictionary::default())).stack()
+        };
+        let owner = json!([{"apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
+            "name": "owner", "uid": "u0", "controller": true}]);
+        let books = Some(ObjectRef::new("books").within("shop"));
+        assert_eq!(
+            child(json!({"name": "a", "namespace": "shop", "labels": {LABEL_INSTANCE: "books"}})),
+            books
+        );
+        // A label removed by hand: the owner still finds it, so the drift is undone.
+        assert_eq!(
+            child(json!({"name": "a", "namespace": "shop", "ownerReferences": owner})),
+            Some(ObjectRef::new("owner").within("shop"))
+        );
+        let foreign = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u9"}]);
+        assert_eq!(
+            child(json!({"name": "a", "namespace": "shop", "ownerReferences": foreign})),
+            None
+        );
     }
 
     /// Children of one kind, as one operator makes them, differ in little but their names.

@@ -322,8 +322,11 @@ async fn in_turn<C, R>(
 where
     R: Future<Output = Result<Action, Error>>,
 {
+    // Only the key waits: a version the cache has since replaced is freed at once.
+    let key = ObjectRef::from_obj(stack.as_ref());
+    drop(stack);
     let turn = turns.run(|| async move {
-        match stacks.get(&ObjectRef::from_obj(stack.as_ref())) {
+        match stacks.get(&key) {
             Some(latest) => reconcile(latest, ctx).await,
             None => Ok(Action::await_change()),
         }
