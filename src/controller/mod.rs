@@ -51,11 +51,11 @@ pub const REQUEUE_ROLLOUT: Duration = Duration::from_secs(5);
 /// looks for its turn. Each stack is looked at less often instead.
 const ROLLOUT_LOOKS_PER_SECOND: f64 = 10.0;
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
-/// Reconciles at once (their turns: `turns.rs`). A reconcile waits on the API server most of its time (its writes go one
-/// after another), so 1,000 new stacks come up faster with more of them at once; unbounded, a
-/// restarted leader reconciles every stack at once and its requests queue behind each other in
-/// the API server's fairness queue of its ServiceAccount, Lease renewals included, until the
-/// leader misses its renew deadline.
+/// Reconciles at once (their turns: `turns.rs`). A reconcile waits on the API server most of
+/// its time (its writes go one after another), so 1,000 new stacks come up faster with more of
+/// them at once; unbounded, a restarted leader reconciles every stack at once and its requests
+/// queue behind each other in the API server's fairness queue of its ServiceAccount, Lease
+/// renewals included, until the leader misses its renew deadline.
 const CONCURRENCY: usize = 16;
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
@@ -475,7 +475,8 @@ mod tests {
         let trigger =
             futures::stream::iter(stacks.into_iter().map(Ok)).chain(futures::stream::pending());
         let counts = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
-        let busy_reconcile = |stack: Arc<AppStack>, counts: Arc<Mutex<HashMap<String, usize>>>| async move {
+        type Counts = Arc<Mutex<HashMap<String, usize>>>;
+        let busy_reconcile = |stack: Arc<AppStack>, counts: Counts| async move {
             *lock(&counts).entry(stack.name_any()).or_default() += 1;
             tokio::time::sleep(Duration::from_millis(1)).await;
             Ok(Action::requeue(Duration::from_millis(1)))
