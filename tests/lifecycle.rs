@@ -463,17 +463,26 @@ async fn a_recreated_stack_waits_for_its_old_claim_to_go() {
     let claim = env.get::<PersistentVolumeClaim>("again-db-data").await;
     assert_eq!(claim.metadata.uid, old_uid);
     assert!(terminating(&claim), "the old claim is being deleted");
-    // The old database workload is collected (it was owned by the old stack).
+    let database_pods =
+        || async {
+            env.api::<Pod>()
+                .list(&ListParams::default().labels(
+                    "app.kubernetes.io/component=database,app.kubernetes.io/instance=again",
+                ))
+                .await
+                .unwrap()
+                .items
+        };
+    // The old database workload and its pods are collected (the garbage collector deletes the
+    // pods after their workload, so the workload's absence alone leaves them racing the checks).
     let collected = eventually(TIMEOUT, || async {
-        env.database_workloads("again")
-            .await
-            .is_empty()
+        (env.database_workloads("again").await.is_empty() && database_pods().await.is_empty())
             .then_some(())
     })
     .await;
     assert!(
         collected.is_some(),
-        "the old database workload is collected"
+        "the old database workload and its pods are collected"
     );
 
     env.apply_stack(&manifest).await.unwrap();
@@ -495,15 +504,8 @@ async fn a_recreated_stack_waits_for_its_old_claim_to_go() {
             "{key}: no database pod while the old claim goes"
         );
     }
-    let pods = env
-        .api::<Pod>()
-        .list(
-            &ListParams::default()
-                .labels("app.kubernetes.io/component=database,app.kubernetes.io/instance=again"),
-        )
+    let running: Vec<String> = database_pods()
         .await
-        .unwrap();
-    let running: Vec<String> = pods
         .iter()
         .filter(|p| {
             !terminating(*p)
