@@ -1,9 +1,9 @@
-//! The controller's caches of children: the reflector stores of the very watches that trigger
+//! The controller's caches of children: stores filled by the very watches that trigger
 //! reconciles, so that a reconcile reads its children without an API request. A cache may lag
 //! behind the API server by a watch event: what the operator created itself is kept aside until
 //! its watch brings it back ([`Created`]), and `dereference` says what else that means.
 //!
-//! A child is kept as the JSON it arrived as, deflated ([`Cached`]), not typed: a typed Kubernetes
+//! A child is kept as the JSON it arrived as, deflated ([`Shelf`]), not typed: a typed Kubernetes
 //! object takes several times the memory of its JSON (profiled with heaptrack at 300 stacks: the
 //! typed children were three quarters of the operator's heap), and a reconcile unpacks and parses
 //! only the dozen it reads. The JSON is deflated against a [`Dictionary`] per kind, the first
@@ -11,9 +11,10 @@
 //! (keys, defaults, probes, security contexts), so a child packs to about a tenth of its JSON.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockWriteGuard};
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -27,13 +28,15 @@ use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
+use tokio::sync::watch;
 
+use super::cached_stack::CachedStack;
 use super::created::Created;
 use super::{Scope, lock};
 use crate::crd::AppStack;
@@ -43,22 +46,22 @@ use crate::resources::LABEL_INSTANCE;
 /// One store per child kind.
 #[derive(Clone)]
 pub struct Caches {
-    secrets: Store<Cached<Secret>>,
-    claims: Store<Cached<PersistentVolumeClaim>>,
-    statefulsets: Store<Cached<StatefulSet>>,
-    deployments: Store<Cached<Deployment>>,
-    services: Store<Cached<Service>>,
-    autoscalers: Store<Cached<HorizontalPodAutoscaler>>,
-    budgets: Store<Cached<PodDisruptionBudget>>,
-    ingresses: Store<Cached<Ingress>>,
-    jobs: Store<Cached<Job>>,
-    network_policies: Store<Cached<NetworkPolicy>>,
+    secrets: Shelf<Secret>,
+    claims: Shelf<PersistentVolumeClaim>,
+    statefulsets: Shelf<StatefulSet>,
+    deployments: Shelf<Deployment>,
+    services: Shelf<Service>,
+    autoscalers: Shelf<HorizontalPodAutoscaler>,
+    budgets: Shelf<PodDisruptionBudget>,
+    ingresses: Shelf<Ingress>,
+    jobs: Shelf<Job>,
+    network_policies: Shelf<NetworkPolicy>,
     /// What this operator created and the stores may not hold yet.
     created: Arc<Created>,
 }
 
 /// A watch of one child kind, as the controller's trigger.
-type Trigger<K> = BoxStream<'static, Result<Cached<K>, watcher::Error>>;
+type Trigger<K> = BoxStream<'static, Result<Touched<K>, watcher::Error>>;
 
 /// The watches that fill [`Caches`], to trigger the controller with.
 pub struct Watches {
@@ -75,19 +78,19 @@ pub struct Watches {
 }
 
 impl Watches {
-    /// Trigger `controller` with each child's stack ([`Cached::stack`]).
-    pub fn trigger(self, controller: Controller<AppStack>) -> Controller<AppStack> {
+    /// Trigger `controller` with each child's stack ([`Touched::stack`]).
+    pub fn trigger(self, controller: Controller<CachedStack>) -> Controller<CachedStack> {
         controller
-            .watches_stream(self.secrets, Cached::stack)
-            .watches_stream(self.claims, Cached::stack)
-            .watches_stream(self.statefulsets, Cached::stack)
-            .watches_stream(self.deployments, Cached::stack)
-            .watches_stream(self.services, Cached::stack)
-            .watches_stream(self.autoscalers, Cached::stack)
-            .watches_stream(self.budgets, Cached::stack)
-            .watches_stream(self.ingresses, Cached::stack)
-            .watches_stream(self.jobs, Cached::stack)
-            .watches_stream(self.network_policies, Cached::stack)
+            .watches_stream(self.secrets, Touched::stack)
+            .watches_stream(self.claims, Touched::stack)
+            .watches_stream(self.statefulsets, Touched::stack)
+            .watches_stream(self.deployments, Touched::stack)
+            .watches_stream(self.services, Touched::stack)
+            .watches_stream(self.autoscalers, Touched::stack)
+            .watches_stream(self.budgets, Touched::stack)
+            .watches_stream(self.ingresses, Touched::stack)
+            .watches_stream(self.jobs, Touched::stack)
+            .watches_stream(self.network_policies, Touched::stack)
     }
 }
 
@@ -140,29 +143,19 @@ impl Caches {
     }
 
     /// Resolves once every store has been filled by its first list.
-    pub async fn synced(&self) -> bool {
-        let waits = futures::join!(
-            self.secrets.wait_until_ready(),
-            self.claims.wait_until_ready(),
-            self.statefulsets.wait_until_ready(),
-            self.deployments.wait_until_ready(),
-            self.services.wait_until_ready(),
-            self.autoscalers.wait_until_ready(),
-            self.budgets.wait_until_ready(),
-            self.ingresses.wait_until_ready(),
-            self.jobs.wait_until_ready(),
-            self.network_policies.wait_until_ready(),
+    pub async fn synced(&self) {
+        futures::join!(
+            self.secrets.filled(),
+            self.claims.filled(),
+            self.statefulsets.filled(),
+            self.deployments.filled(),
+            self.services.filled(),
+            self.autoscalers.filled(),
+            self.budgets.filled(),
+            self.ingresses.filled(),
+            self.jobs.filled(),
+            self.network_policies.filled(),
         );
-        waits.0.is_ok()
-            && waits.1.is_ok()
-            && waits.2.is_ok()
-            && waits.3.is_ok()
-            && waits.4.is_ok()
-            && waits.5.is_ok()
-            && waits.6.is_ok()
-            && waits.7.is_ok()
-            && waits.8.is_ok()
-            && waits.9.is_ok()
     }
 
     /// The child in `slot` of a stack in `namespace`: from its store, else as this operator
@@ -178,24 +171,18 @@ impl Caches {
     }
 
     fn stored(&self, namespace: &str, slot: &Slot) -> Option<Object> {
-        fn find<K>(store: &Store<Cached<K>>, namespace: &str, name: &str) -> Option<K>
-        where
-            K: Resource<DynamicType = ()> + DeserializeOwned + 'static,
-        {
-            store.get(&ObjectRef::new(name).within(namespace))?.object()
-        }
         let (ns, name) = (namespace, slot.name.as_str());
         Some(match slot.kind {
-            Kind::Secret => Object::Secret(find(&self.secrets, ns, name)?),
-            Kind::Claim => Object::Claim(find(&self.claims, ns, name)?),
-            Kind::StatefulSet => Object::StatefulSet(find(&self.statefulsets, ns, name)?),
-            Kind::Deployment => Object::Deployment(find(&self.deployments, ns, name)?),
-            Kind::Service => Object::Service(find(&self.services, ns, name)?),
-            Kind::Autoscaler => Object::Autoscaler(find(&self.autoscalers, ns, name)?),
-            Kind::DisruptionBudget => Object::DisruptionBudget(find(&self.budgets, ns, name)?),
-            Kind::Ingress => Object::Ingress(find(&self.ingresses, ns, name)?),
-            Kind::Job => Object::Job(find(&self.jobs, ns, name)?),
-            Kind::NetworkPolicy => Object::NetworkPolicy(find(&self.network_policies, ns, name)?),
+            Kind::Secret => Object::Secret(self.secrets.get(ns, name)?),
+            Kind::Claim => Object::Claim(self.claims.get(ns, name)?),
+            Kind::StatefulSet => Object::StatefulSet(self.statefulsets.get(ns, name)?),
+            Kind::Deployment => Object::Deployment(self.deployments.get(ns, name)?),
+            Kind::Service => Object::Service(self.services.get(ns, name)?),
+            Kind::Autoscaler => Object::Autoscaler(self.autoscalers.get(ns, name)?),
+            Kind::DisruptionBudget => Object::DisruptionBudget(self.budgets.get(ns, name)?),
+            Kind::Ingress => Object::Ingress(self.ingresses.get(ns, name)?),
+            Kind::Job => Object::Job(self.jobs.get(ns, name)?),
+            Kind::NetworkPolicy => Object::NetworkPolicy(self.network_policies.get(ns, name)?),
         })
     }
 }
@@ -208,21 +195,20 @@ struct KindWatch<'a> {
 }
 
 impl KindWatch<'_> {
-    fn cached<K>(self, api: Api<K>) -> (Store<Cached<K>>, Trigger<K>)
+    fn cached<K>(self, api: Api<K>) -> (Shelf<K>, Trigger<K>)
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + Debug + Send + Sync,
         K: 'static,
     {
-        let (store, writer) = reflector::store::<Cached<K>>();
-        let dictionary = Arc::new(Dictionary::default());
+        let shelf = Shelf::default();
         let KindWatch {
             config,
             kind,
             created,
         } = self;
+        let writer = shelf.clone();
         let stream = watcher(api, config.clone())
-            .map_ok(move |event| pack(event, &dictionary))
-            .reflect(writer)
+            .map_ok(move |event| writer.write(event))
             // Once the watch has brought a child back (or its deletion), the store is the source.
             .inspect_ok(move |event| {
                 if let watcher::Event::Apply(child) | watcher::Event::Delete(child) = event
@@ -233,21 +219,149 @@ impl KindWatch<'_> {
             })
             .touched_objects()
             .boxed();
-        (store, stream)
+        (shelf, stream)
     }
 }
 
-fn pack<K: Resource + Serialize>(
-    event: watcher::Event<K>,
-    dictionary: &Arc<Dictionary>,
-) -> watcher::Event<Cached<K>> {
-    use watcher::Event;
-    match event {
-        Event::Apply(object) => Event::Apply(Cached::new(object, dictionary)),
-        Event::Delete(object) => Event::Delete(Cached::new(object, dictionary)),
-        Event::Init => Event::Init,
-        Event::InitApply(object) => Event::InitApply(Cached::new(object, dictionary)),
-        Event::InitDone => Event::InitDone,
+/// One kind's children as the caches keep them: each as the JSON it arrived as (slimmed, see
+/// [`slim`]), deflated against the kind's [`Dictionary`], keyed by `namespace/name`. Nothing else
+/// is kept per child: a typed key with the uid and resourceVersion, or a typed ObjectMeta beside
+/// the JSON, would take more than the packed child itself (kube's reflector store keeps both).
+pub struct Shelf<K> {
+    inner: Arc<ShelfInner>,
+    kind: PhantomData<fn() -> K>,
+}
+
+struct ShelfInner {
+    children: RwLock<Children>,
+    dictionary: Dictionary,
+    /// Turns true with the end of the first list.
+    filled: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct Children {
+    by_key: HashMap<Box<str>, Packed>,
+    /// Counts the lists: what a list does not bring again is gone (deleted while unwatched).
+    list: u32,
+}
+
+struct Packed {
+    json: Box<[u8]>,
+    /// The length of the JSON unpacked.
+    len: u32,
+    /// The list that brought it last, or the one under way when a watch event did.
+    list: u32,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+impl<K> Default for Shelf<K> {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(ShelfInner {
+                children: RwLock::default(),
+                dictionary: Dictionary::default(),
+                filled: watch::Sender::new(false),
+            }),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Clone for Shelf<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Shelf<K> {
+    /// Resolves once the first list has filled the shelf.
+    pub async fn filled(&self) {
+        let mut filled = self.inner.filled.subscribe();
+        // The sender lives as long as `self`: this cannot fail.
+        let _ = filled.wait_for(|filled| *filled).await;
+    }
+
+    fn children(&self) -> RwLockWriteGuard<'_, Children> {
+        self.inner
+            .children
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<K: Resource + Serialize + DeserializeOwned> Shelf<K> {
+    /// The child `namespace/name`, typed again.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<K> {
+        let children = self
+            .inner
+            .children
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let packed = children.by_key.get(key(namespace, name).as_str())?;
+        let json = self
+            .inner
+            .dictionary
+            .inflate(&packed.json, packed.len as usize)?;
+        drop(children);
+        serde_json::from_slice(&json).ok()
+    }
+
+    /// Keeps what `event` brings, and passes it on as what it touched.
+    pub fn write(&self, event: watcher::Event<K>) -> watcher::Event<Touched<K>> {
+        use watcher::Event;
+        match event {
+            Event::Init => {
+                let mut children = self.children();
+                children.list = children.list.wrapping_add(1);
+                Event::Init
+            }
+            Event::InitApply(object) => Event::InitApply(self.keep(object)),
+            Event::Apply(object) => Event::Apply(self.keep(object)),
+            Event::Delete(object) => {
+                let touched = Touched::new(&object);
+                if let (Some(namespace), Some(name)) = (&touched.meta.namespace, &touched.meta.name)
+                {
+                    self.children().by_key.remove(key(namespace, name).as_str());
+                }
+                Event::Delete(touched)
+            }
+            Event::InitDone => {
+                let mut children = self.children();
+                let list = children.list;
+                children.by_key.retain(|_, packed| packed.list == list);
+                children.by_key.shrink_to_fit();
+                drop(children);
+                self.inner.filled.send_replace(true);
+                Event::InitDone
+            }
+        }
+    }
+
+    fn keep(&self, mut object: K) -> Touched<K> {
+        let touched = Touched::new(&object);
+        let (Some(namespace), Some(name)) = (&touched.meta.namespace, &touched.meta.name) else {
+            return touched;
+        };
+        slim(&mut object);
+        // Serializing a Kubernetes type cannot fail (no map has non-string keys), nor deflating
+        // in memory; were either to, the child unpacks as nothing and the reconcile reads it from
+        // the API.
+        let json = serde_json::to_vec(&object).unwrap_or_default();
+        let len = u32::try_from(json.len()).unwrap_or_default();
+        let json = self.inner.dictionary.deflate(json).unwrap_or_default();
+        let mut children = self.children();
+        let list = children.list;
+        children
+            .by_key
+            .insert(key(namespace, name).into(), Packed { json, len, list });
+        touched
     }
 }
 
@@ -261,7 +375,7 @@ pub struct Dictionary {
 }
 
 impl Dictionary {
-    fn deflate(&self, json: Vec<u8>) -> Option<Box<[u8]>> {
+    pub fn deflate(&self, json: Vec<u8>) -> Option<Box<[u8]>> {
         let text = self.text.get_or_init(|| json.clone().into());
         let mut deflater = lock(&self.deflater);
         let deflater = deflater.get_or_insert_with(|| Compress::new(Compression::fast(), false));
@@ -283,7 +397,7 @@ impl Dictionary {
         }
     }
 
-    fn inflate(&self, packed: &[u8], len: usize) -> Option<Vec<u8>> {
+    pub fn inflate(&self, packed: &[u8], len: usize) -> Option<Vec<u8>> {
         let mut inflater = Decompress::new(false);
         inflater.set_dictionary(self.text.get()?).ok()?;
         let mut json = Vec::with_capacity(len);
@@ -297,32 +411,18 @@ impl Dictionary {
     }
 }
 
-/// A child as the caches keep it: the object as JSON (slimmed, see [`slim`]) deflated against its
-/// kind's [`Dictionary`], and beside it only what the stores and the controller's triggers look
-/// up: its name and namespace (the stores key their entries by them, and copy the uid and
-/// resourceVersion of the metadata into each key, so those are left out) and its stack's name.
-/// A reconcile reads everything else from the object.
-pub struct Cached<K> {
+/// A child a watch brought (applied or deleted), as the controller's triggers see it: its name
+/// and namespace, and its stack's name. It lives only until the trigger has mapped it.
+pub struct Touched<K> {
     meta: ObjectMeta,
     /// Its stack's name: the instance label, which every child carries, or else (a label
     /// removed by hand) the AppStack that owns it. Secrets and claims may have no owner.
     stack: Option<Box<str>>,
-    packed: Box<[u8]>,
-    /// The length of the JSON unpacked.
-    len: usize,
-    dictionary: Arc<Dictionary>,
     kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Resource + Serialize> Cached<K> {
-    pub fn new(mut object: K, dictionary: &Arc<Dictionary>) -> Self {
-        slim(&mut object);
-        // Serializing a Kubernetes type cannot fail (no map has non-string keys), nor deflating
-        // in memory; were either to, the child unpacks as nothing and the reconcile reads it from
-        // the API.
-        let json = serde_json::to_vec(&object).unwrap_or_default();
-        let len = json.len();
-        let packed = dictionary.deflate(json).unwrap_or_default();
+impl<K: Resource> Touched<K> {
+    pub fn new(object: &K) -> Self {
         let full = object.meta();
         let meta = ObjectMeta {
             name: full.name.clone(),
@@ -338,66 +438,48 @@ impl<K: Resource + Serialize> Cached<K> {
         Self {
             meta,
             stack: instance.or_else(owner).map(|name| name.as_str().into()),
-            packed,
-            len,
-            dictionary: dictionary.clone(),
             kind: PhantomData,
         }
     }
 }
 
-impl<K> Cached<K> {
+impl<K> Touched<K> {
     /// The stack the child belongs to.
-    pub fn stack(self) -> Option<ObjectRef<AppStack>> {
-        Some(ObjectRef::new(self.stack.as_deref()?).within(self.meta.namespace.as_deref()?))
-    }
-
-    /// How many bytes the child takes packed.
-    pub fn packed_len(&self) -> usize {
-        self.packed.len()
+    pub fn stack(self) -> Option<ObjectRef<CachedStack>> {
+        Some(CachedStack::key(
+            self.meta.namespace.as_deref()?,
+            self.stack.as_deref()?,
+        ))
     }
 }
 
-impl<K: DeserializeOwned> Cached<K> {
-    /// The object, typed again.
-    pub fn object(&self) -> Option<K> {
-        let json = self.dictionary.inflate(&self.packed, self.len)?;
-        serde_json::from_slice(&json).ok()
-    }
-}
-
-impl<K> Clone for Cached<K> {
+impl<K> Clone for Touched<K> {
     fn clone(&self) -> Self {
         Self {
             meta: self.meta.clone(),
             stack: self.stack.clone(),
-            packed: self.packed.clone(),
-            len: self.len,
-            dictionary: self.dictionary.clone(),
             kind: PhantomData,
         }
     }
 }
 
-impl<K> Debug for Cached<K> {
+impl<K> Debug for Touched<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cached")
+        f.debug_struct("Touched")
             .field("meta", &self.meta)
             .field("stack", &self.stack)
-            .field("bytes", &self.len)
-            .field("packed", &self.packed.len())
             .finish()
     }
 }
 
 /// Only for `Controller::watches_stream`'s bounds: the caches build theirs from watch events.
-impl<'de, K: Resource + Serialize + DeserializeOwned> Deserialize<'de> for Cached<K> {
+impl<'de, K: Resource + DeserializeOwned> Deserialize<'de> for Touched<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        K::deserialize(deserializer).map(|object| Self::new(object, &Arc::default()))
+        K::deserialize(deserializer).map(|object| Self::new(&object))
     }
 }
 
-impl<K: Resource<DynamicType = ()>> Resource for Cached<K> {
+impl<K: Resource<DynamicType = ()>> Resource for Touched<K> {
     type DynamicType = ();
     type Scope = K::Scope;
 
@@ -459,6 +541,7 @@ mod tests {
     use crate::plan::FIELD_MANAGER;
     use crate::plan::handover::{HANDOVER_MANAGER, replicas_to_hand_over};
     use serde_json::Value;
+    use watcher::Event;
 
     #[test]
     fn slimming_keeps_only_who_owns_replicas() {
@@ -522,13 +605,17 @@ mod tests {
             "status": {"readyReplicas": 2},
         }))
         .unwrap();
-        let dictionary = Arc::new(Dictionary::default());
-        let cached = Cached::new(deployment.clone(), &dictionary);
+        let shelf = Shelf::<Deployment>::default();
+        let touched = match shelf.write(Event::Apply(deployment.clone())) {
+            Event::Apply(touched) => touched,
+            other => panic!("{other:?}"),
+        };
         slim(&mut deployment);
-        assert_eq!(cached.object(), Some(deployment.clone()));
-        // What the stores and the controller's triggers look up, and nothing else.
+        assert_eq!(shelf.get("shop", "books-api"), Some(deployment.clone()));
+        assert_eq!(shelf.get("other", "books-api"), None);
+        // What the controller's triggers look up, and nothing else.
         assert_eq!(
-            cached.meta(),
+            touched.meta(),
             &ObjectMeta {
                 name: Some("books-api".into()),
                 namespace: Some("shop".into()),
@@ -536,22 +623,61 @@ mod tests {
             }
         );
         assert_eq!(
-            cached.clone().stack(),
+            touched.stack(),
             Some(ObjectRef::new("books").within("shop"))
         );
-        assert_eq!(Cached::<Deployment>::kind(&()), "Deployment");
-        assert_eq!(Cached::<Deployment>::api_version(&()), "apps/v1");
+        assert_eq!(Touched::<Deployment>::kind(&()), "Deployment");
+        assert_eq!(Touched::<Deployment>::api_version(&()), "apps/v1");
+        shelf.write(Event::Delete(deployment));
+        assert_eq!(shelf.get("shop", "books-api"), None);
+    }
+
+    fn service(namespace: &str, name: &str) -> Service {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": namespace}})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_list_fills_the_shelf_and_a_relist_drops_what_it_did_not_bring() {
+        let shelf = Shelf::<Service>::default();
+        let filled = shelf.filled();
+        futures::pin_mut!(filled);
+        assert!(futures::poll!(filled.as_mut()).is_pending());
+        shelf.write(Event::Init);
+        shelf.write(Event::InitApply(service("a", "kept")));
+        shelf.write(Event::InitApply(service("a", "deleted-unwatched")));
+        assert!(
+            futures::poll!(filled.as_mut()).is_pending(),
+            "not before the list ends"
+        );
+        shelf.write(Event::InitDone);
+        filled.await;
+        assert!(shelf.get("a", "deleted-unwatched").is_some());
+        // A relist cut short by an error, then a whole one: only what the last one brought stays.
+        shelf.write(Event::Init);
+        shelf.write(Event::InitApply(service("a", "deleted-unwatched")));
+        shelf.write(Event::Init);
+        shelf.write(Event::InitApply(service("a", "kept")));
+        shelf.write(Event::InitApply(service("b", "new")));
+        assert!(
+            shelf.get("a", "deleted-unwatched").is_some(),
+            "served until the list ends"
+        );
+        shelf.write(Event::InitDone);
+        assert!(shelf.get("a", "kept").is_some());
+        assert!(shelf.get("b", "new").is_some());
+        assert_eq!(shelf.get("a", "deleted-unwatched"), None);
+        shelf.filled().await;
     }
 
     #[test]
     fn a_child_maps_to_its_stack_by_its_label_else_by_its_owner() {
         let child = |meta: Value| {
             let deployment: Deployment = serde_json::from_value(json!({"metadata": meta})).unwrap();
-            Cached::new(deployment, &Arc::new(Dictionary::default())).stack()
+            Touched::new(&deployment).stack()
         };
         let owner = json!([{"apiVersion": "appstack.dev/v1alpha1", "kind": "AppStack",
             "name": "owner", "uid": "u0", "controller": true}]);
-        let books = Some(ObjectRef::new("books").within("shop"));
+        let books = Some(CachedStack::key("shop", "books"));
         assert_eq!(
             child(json!({"name": "a", "namespace": "shop", "labels": {LABEL_INSTANCE: "books"}})),
             books
@@ -559,7 +685,7 @@ mod tests {
         // A label removed by hand: the owner still finds it, so the drift is undone.
         assert_eq!(
             child(json!({"name": "a", "namespace": "shop", "ownerReferences": owner})),
-            Some(ObjectRef::new("owner").within("shop"))
+            Some(CachedStack::key("shop", "owner"))
         );
         let foreign = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "u9"}]);
         assert_eq!(
@@ -596,24 +722,26 @@ mod tests {
 
     #[test]
     fn children_of_a_kind_pack_against_the_first_one() {
-        let dictionary = Arc::new(Dictionary::default());
-        let first = Cached::new(deployment_of("books", "books:1"), &dictionary);
+        let shelf = Shelf::<Deployment>::default();
+        shelf.write(Event::Apply(deployment_of("books", "books:1")));
         let other = deployment_of("shop-2", "registry.example.com/shop:2.0");
         let json = serde_json::to_vec(&other).unwrap().len();
-        let cached = Cached::new(other.clone(), &dictionary);
-        assert_eq!(cached.object(), Some(other));
-        assert!(
-            cached.packed_len() * 4 < json,
-            "{} bytes packed of {json}",
-            cached.packed_len()
-        );
+        shelf.write(Event::Apply(other.clone()));
+        assert_eq!(shelf.get("shop", "shop-2-api"), Some(other));
+        let packed = shelf.children().by_key["shop/shop-2-api"].json.len();
+        assert!(packed * 4 < json, "{packed} bytes packed of {json}");
         // The dictionary stays the first child's: what was packed against it still unpacks.
-        assert_eq!(first.object(), Some(deployment_of("books", "books:1")));
+        assert_eq!(
+            shelf.get("shop", "books-api"),
+            Some(deployment_of("books", "books:1"))
+        );
         // A child unlike the rest still round-trips, only less packed.
-        let service: Service = serde_json::from_value(json!({
+        let ported: Service = serde_json::from_value(json!({
             "metadata": {"name": "x", "namespace": "shop"}, "spec": {"ports": [{"port": 1}]}}))
         .unwrap();
-        let odd = Cached::new(service.clone(), &Arc::new(Dictionary::default()));
-        assert_eq!(odd.object(), Some(service));
+        let odd = Shelf::<Service>::default();
+        odd.write(Event::Apply(service("shop", "y")));
+        odd.write(Event::Apply(ported.clone()));
+        assert_eq!(odd.get("shop", "x"), Some(ported));
     }
 }

@@ -3,6 +3,7 @@
 //! for deleted ones.
 
 pub mod cache;
+pub mod cached_stack;
 pub mod created;
 pub mod delete;
 pub mod dereference;
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -31,6 +32,7 @@ use serde::de::DeserializeOwned;
 use crate::crd::AppStack;
 use crate::metrics::Metrics;
 use crate::resources::managed_selector;
+use cached_stack::CachedStack;
 pub use error::Error;
 use turns::Turns;
 
@@ -261,7 +263,7 @@ fn track_readiness<K>(event: &Result<watcher::Event<K>, watcher::Error>, ready: 
 
 /// Blocked stacks wait for a new spec (invalid) or look again every [`REQUEUE_BLOCKED`];
 /// transient failures retry with exponential backoff per stack (2s, 4s, … up to 5 minutes).
-pub fn error_policy(stack: Arc<AppStack>, error: &Error, ctx: Arc<Context>) -> Action {
+pub fn error_policy(stack: Arc<CachedStack>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(error.reason());
     if error.awaits_new_spec() {
         return Action::await_change();
@@ -272,9 +274,7 @@ pub fn error_policy(stack: Arc<AppStack>, error: &Error, ctx: Arc<Context>) -> A
     }
     let attempts = {
         let mut failures = ctx.failures();
-        let count = failures
-            .entry(ObjectRef::from_obj(stack.as_ref()))
-            .or_insert(0);
+        let count = failures.entry(stack.stack_key()).or_insert(0);
         *count = count.saturating_add(1);
         *count
     };
@@ -314,8 +314,8 @@ fn in_turns() -> kube::runtime::controller::Config {
 /// changed, or gone, while the reconcile waited.
 async fn in_turn<C, R>(
     turns: Arc<Turns>,
-    stacks: reflector::Store<AppStack>,
-    stack: Arc<AppStack>,
+    stacks: reflector::Store<CachedStack>,
+    stack: Arc<CachedStack>,
     ctx: Arc<C>,
     reconcile: impl FnOnce(Arc<AppStack>, Arc<C>) -> R,
 ) -> Result<Action, Error>
@@ -326,8 +326,12 @@ where
     let key = ObjectRef::from_obj(stack.as_ref());
     drop(stack);
     let turn = turns.run(|| async move {
-        match stacks.get(&key) {
-            Some(latest) => reconcile(latest, ctx).await,
+        match stacks.get(&key).as_deref().map(CachedStack::stack) {
+            Some(Some(latest)) => reconcile(Arc::new(latest), ctx).await,
+            Some(None) => {
+                tracing::error!(stack = %key, "the cached stack does not unpack");
+                Ok(Action::await_change())
+            }
             None => Ok(Action::await_change()),
         }
     });
@@ -379,31 +383,25 @@ pub async fn run_until(
     // The AppStack watch is built here, not by `Controller::new`, so that its InitDone event can
     // mark the operator ready. `Store::wait_until_ready` wakes only its last waiter and the
     // controller's runner is one, so a second waiter would never wake.
-    let (stacks_cache, stacks_writer) = reflector::store::<AppStack>();
+    let (stacks_cache, stacks_writer) = reflector::store::<CachedStack>();
+    let dictionary = Arc::new(cache::Dictionary::default());
     let synced = ready.clone();
     let cache = stacks_cache.clone();
     ctx.metrics.count_stacks(Box::new(move || {
-        cache
-            .state()
-            .iter()
-            .map(|stack| stack.status.as_ref().and_then(|s| s.phase))
-            .collect()
+        cache.state().iter().map(|stack| stack.phase()).collect()
     }));
     let (caches, child_watches) = cache::Caches::new(&scope, &client, &children);
     *lock(&ctx.caches) = Some(caches.clone());
     let stacks = watcher(scope.api::<AppStack>(&client), list_pages())
         .modify(slim_stack)
+        .map_ok(move |event| cached_stack::pack(event, &dictionary))
         .reflect(stacks_writer)
         .inspect(move |event| track_readiness(event, &synced))
         .applied_objects();
     // No reconcile before every child cache is filled (the controller's own watches fill them
     // meanwhile): a reconcile that found an empty cache would try to create every child again.
     // The AppStack watch starts then, so readiness means every cache is synced.
-    let filled = async move {
-        if !caches.synced().await {
-            tracing::error!("a child cache stopped before it was filled");
-        }
-    };
+    let filled = async move { caches.synced().await };
     let stacks = futures::stream::once(filled)
         .filter_map(|()| std::future::ready(None))
         .chain(stacks);
@@ -459,13 +457,18 @@ mod tests {
     async fn every_due_stack_gets_its_turn_while_more_are_due_than_can_run() {
         const STACKS: usize = 12;
         const RECONCILES: usize = 240;
-        let (store, mut writer) = reflector::store::<AppStack>();
+        let (store, mut writer) = reflector::store::<CachedStack>();
+        let dictionary = Arc::default();
         let stacks: Vec<AppStack> = (0..STACKS)
             .map(|n| {
                 let mut stack = crate::test_fixtures::stack_from_yaml("");
                 stack.metadata.name = Some(format!("stack-{n}"));
                 stack
             })
+            .collect();
+        let stacks: Vec<CachedStack> = stacks
+            .iter()
+            .map(|stack| CachedStack::new(stack, &dictionary))
             .collect();
         writer.apply_watcher_event(&watcher::Event::Init);
         for stack in &stacks {
