@@ -81,8 +81,8 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     // Before the runtime starts its threads.
-    if !appstack_operator::memory::use_one_malloc_arena() {
-        eprintln!("warning: glibc refused one malloc arena; memory use will be higher");
+    if !appstack_operator::memory::tune_malloc() {
+        eprintln!("warning: glibc refused a malloc tunable; memory use will be higher");
     }
     let cli = Cli::parse();
     let result = match cli.command {
