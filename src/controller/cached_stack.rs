@@ -12,6 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde::{Deserialize, Deserializer};
 
+use super::StackKey;
 use super::cache::Dictionary;
 use crate::crd::{AppStack, Phase};
 
@@ -61,13 +62,11 @@ impl CachedStack {
     }
 
     /// The key the controller's maps of stacks use.
-    pub fn stack_key(&self) -> ObjectRef<AppStack> {
-        let name = self.meta.name.as_deref().unwrap_or_default();
-        let stack = ObjectRef::new(name);
-        match &self.meta.namespace {
-            Some(namespace) => stack.within(namespace),
-            None => stack,
-        }
+    pub fn stack_key(&self) -> StackKey {
+        StackKey::new(
+            self.meta.namespace.as_deref().unwrap_or_default(),
+            self.meta.name.as_deref().unwrap_or_default(),
+        )
     }
 }
 
@@ -164,14 +163,12 @@ mod tests {
         other.metadata.name = Some("shop".into());
         other.status = None;
         let cached = CachedStack::new(&other, &dictionary);
-        assert_eq!(cached.stack(), Some(other));
+        assert_eq!(cached.stack().as_ref(), Some(&other));
         assert_eq!(first.stack(), Some(stack));
         assert_eq!(first.phase(), Some(Phase::Ready));
         assert_eq!(cached.phase(), None);
-        assert_eq!(
-            cached.stack_key(),
-            ObjectRef::<AppStack>::new("shop").within("shop")
-        );
+        assert_eq!(cached.stack_key(), StackKey::of(&other));
+        assert_eq!(cached.stack_key(), StackKey::new("shop", "shop"));
         assert_eq!(
             ObjectRef::from_obj(&cached),
             CachedStack::key("shop", "shop")

@@ -61,6 +61,25 @@ const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const CONCURRENCY: usize = 16;
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 
+/// A stack in the maps the operator keeps per stack: `namespace/name`, nothing else (an
+/// `ObjectRef` from an object carries its uid and resourceVersion too, and a hundred bytes
+/// however empty).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StackKey(Box<str>);
+
+impl StackKey {
+    pub fn new(namespace: &str, name: &str) -> Self {
+        Self(format!("{namespace}/{name}").into())
+    }
+
+    pub fn of(stack: &AppStack) -> Self {
+        Self::new(
+            stack.metadata.namespace.as_deref().unwrap_or_default(),
+            stack.metadata.name.as_deref().unwrap_or_default(),
+        )
+    }
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -70,16 +89,16 @@ pub struct Context {
     pub reporter: Reporter,
     pub metrics: Arc<Metrics>,
     /// Consecutive transient failures per stack, for exponential backoff.
-    failures: Mutex<HashMap<ObjectRef<AppStack>, u32>>,
+    failures: Mutex<HashMap<StackKey, u32>>,
     /// The resourceVersion of each stack that its last finished reconcile saw.
-    reconciled: Mutex<HashMap<ObjectRef<AppStack>, String>>,
+    reconciled: Mutex<HashMap<StackKey, String>>,
     /// The resourceVersion of each stack that this operator last wrote a status over: a stack
     /// still at that version is older than the operator's own write.
-    status_written_over: Mutex<HashMap<ObjectRef<AppStack>, String>>,
+    status_written_over: Mutex<HashMap<StackKey, String>>,
     /// The children's caches while the controller runs.
     caches: Mutex<Option<cache::Caches>>,
     /// Stacks whose last reconcile asked to look again soon at a rollout.
-    rolling_out: Mutex<HashSet<ObjectRef<AppStack>>>,
+    rolling_out: Mutex<HashSet<StackKey>>,
 }
 
 impl Context {
@@ -101,14 +120,14 @@ impl Context {
         }
     }
 
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<AppStack>, u32>> {
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<StackKey, u32>> {
         lock(&self.failures)
     }
 
     /// Transient failures of `stack` in a row so far.
     pub fn failures_of(&self, stack: &AppStack) -> u32 {
         self.failures()
-            .get(&ObjectRef::from_obj(stack))
+            .get(&StackKey::of(stack))
             .copied()
             .unwrap_or(0)
     }
@@ -121,7 +140,7 @@ impl Context {
     /// A status was written over `stack` as it is.
     pub fn status_written(&self, stack: &AppStack) {
         if let Some(version) = stack.resource_version() {
-            lock(&self.status_written_over).insert(ObjectRef::from_obj(stack), version);
+            lock(&self.status_written_over).insert(StackKey::of(stack), version);
         }
     }
 
@@ -131,14 +150,14 @@ impl Context {
         let Some(version) = stack.resource_version() else {
             return false;
         };
-        lock(&self.status_written_over).get(&ObjectRef::from_obj(stack)) == Some(&version)
+        lock(&self.status_written_over).get(&StackKey::of(stack)) == Some(&version)
     }
 
     /// Whether `stack` rolls out now; if it does, how soon to look at it again
     /// ([`rollout_look_interval`] for as many stacks as roll out now).
     pub fn rollout_look(&self, stack: &AppStack, rolling_out: bool) -> Option<Duration> {
         let mut set = lock(&self.rolling_out);
-        let key = ObjectRef::from_obj(stack);
+        let key = StackKey::of(stack);
         if !rolling_out {
             set.remove(&key);
             return None;
@@ -151,7 +170,7 @@ impl Context {
     /// lets a caller wait for the reconcile that follows a change it made.
     pub fn last_reconciled(&self, namespace: &str, name: &str) -> Option<String> {
         lock(&self.reconciled)
-            .get(&ObjectRef::new(name).within(namespace))
+            .get(&StackKey::new(namespace, name))
             .cloned()
     }
 }
@@ -175,7 +194,7 @@ pub async fn reconcile(stack: Arc<AppStack>, ctx: Arc<Context>) -> Result<Action
     let started = Instant::now();
     let namespace = stack.namespace().unwrap_or_default();
     let stacks: Api<AppStack> = Api::namespaced(ctx.client.clone(), &namespace);
-    let key = ObjectRef::from_obj(stack.as_ref());
+    let key = StackKey::of(&stack);
     // A reconcile that starts before the watch has brought back this operator's own last status
     // write would plan from the status before it, and could undo what that status recorded (a
     // rollback's failed image, applied again). Read the stack afresh then.
