@@ -306,12 +306,7 @@ impl<K: Resource + Serialize + DeserializeOwned> Shelf<K> {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let packed = children.by_key.get(key(namespace, name).as_str())?;
-        let json = self
-            .inner
-            .dictionary
-            .inflate(&packed.json, packed.len as usize)?;
-        drop(children);
-        serde_json::from_slice(&json).ok()
+        self.inner.dictionary.unpack(&packed.json, packed.len)
     }
 
     /// Keeps what `event` brings, and passes it on as what it touched.
@@ -351,12 +346,8 @@ impl<K: Resource + Serialize + DeserializeOwned> Shelf<K> {
             return touched;
         };
         slim(&mut object);
-        // Serializing a Kubernetes type cannot fail (no map has non-string keys), nor deflating
-        // in memory; were either to, the child unpacks as nothing and the reconcile reads it from
-        // the API.
-        let json = serde_json::to_vec(&object).unwrap_or_default();
-        let len = u32::try_from(json.len()).unwrap_or_default();
-        let json = self.inner.dictionary.deflate(json).unwrap_or_default();
+        // A child that does not pack unpacks as nothing: the reconcile reads it from the API.
+        let (json, len) = self.inner.dictionary.pack(&object);
         let mut children = self.children();
         let list = children.list;
         children
@@ -378,7 +369,22 @@ pub struct Dictionary {
 static DEFLATER: Mutex<Option<Compress>> = Mutex::new(None);
 
 impl Dictionary {
-    pub fn deflate(&self, json: Vec<u8>) -> Option<Box<[u8]>> {
+    /// `value` as JSON deflated, and the length of its JSON. Serializing a Kubernetes type cannot
+    /// fail (no map has non-string keys), nor deflating in memory; were either to, the packed
+    /// bytes are empty and unpack as nothing.
+    pub fn pack<T: Serialize>(&self, value: &T) -> (Box<[u8]>, u32) {
+        let json = serde_json::to_vec(value).unwrap_or_default();
+        let len = u32::try_from(json.len()).unwrap_or_default();
+        (self.deflate(json).unwrap_or_default(), len)
+    }
+
+    /// What [`Dictionary::pack`] packed, typed again.
+    pub fn unpack<T: DeserializeOwned>(&self, packed: &[u8], len: u32) -> Option<T> {
+        let json = self.inflate(packed, len as usize)?;
+        serde_json::from_slice(&json).ok()
+    }
+
+    fn deflate(&self, json: Vec<u8>) -> Option<Box<[u8]>> {
         let text = self.text.get_or_init(|| json.clone().into());
         let mut deflater = lock(&DEFLATER);
         let deflater = deflater.get_or_insert_with(|| Compress::new(Compression::fast(), false));
@@ -400,7 +406,7 @@ impl Dictionary {
         }
     }
 
-    pub fn inflate(&self, packed: &[u8], len: usize) -> Option<Vec<u8>> {
+    fn inflate(&self, packed: &[u8], len: usize) -> Option<Vec<u8>> {
         thread_local! {
             /// Kept between objects: its window is 32 KiB, allocated afresh for each otherwise.
             static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));

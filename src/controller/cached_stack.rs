@@ -29,10 +29,8 @@ pub struct CachedStack {
 
 impl CachedStack {
     pub fn new(stack: &AppStack, dictionary: &Arc<Dictionary>) -> Self {
-        // Serializing cannot fail (no map has non-string keys), nor deflating in memory; were
-        // either to, the stack unpacks as nothing and its reconcile waits for its next change.
-        let json = serde_json::to_vec(stack).unwrap_or_default();
-        let len = u32::try_from(json.len()).unwrap_or_default();
+        // A stack that does not pack unpacks as nothing: its reconcile waits for its next change.
+        let (packed, len) = dictionary.pack(stack);
         Self {
             meta: ObjectMeta {
                 name: stack.metadata.name.clone(),
@@ -40,7 +38,7 @@ impl CachedStack {
                 ..ObjectMeta::default()
             },
             phase: stack.status.as_ref().and_then(|status| status.phase),
-            packed: dictionary.deflate(json).unwrap_or_default(),
+            packed,
             len,
             dictionary: dictionary.clone(),
         }
@@ -48,8 +46,7 @@ impl CachedStack {
 
     /// The stack, typed again.
     pub fn stack(&self) -> Option<AppStack> {
-        let json = self.dictionary.inflate(&self.packed, self.len as usize)?;
-        serde_json::from_slice(&json).ok()
+        self.dictionary.unpack(&self.packed, self.len)
     }
 
     pub fn phase(&self) -> Option<Phase> {
